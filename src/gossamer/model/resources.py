@@ -1,0 +1,292 @@
+"""Resource kinds: metadata envelope and the spec of every kind.
+
+Adding a kind: write its spec class here (or in its own module) and register it in kinds.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from gossamer.model.common import (
+    DNSLabel,
+    Duration,
+    Labels,
+    Port,
+    ServiceRef,
+    Strict,
+)
+
+
+class Metadata(Strict):
+    name: DNSLabel
+    namespace: DNSLabel = "default"
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    # Written by the system; accepted on input so `get -o yaml | apply -f -` round-trips.
+    uid: str | None = None
+    creationTimestamp: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+
+
+# --- Service --------------------------------------------------------------------------------
+
+
+class ServicePort(Strict):
+    name: DNSLabel | None = None
+    port: Port
+    protocol: Literal["HTTP", "HTTP2", "TCP", "GRPC"] = "HTTP"
+
+
+class ServiceSpec(Strict):
+    ports: list[ServicePort] = Field(default_factory=list)
+    protocol: Literal["HTTP", "HTTP2", "TCP", "GRPC"] = "HTTP"
+    labels: Labels = Field(default_factory=dict)
+
+
+# --- Instance -------------------------------------------------------------------------------
+
+
+class InstanceSpec(Strict):
+    service: DNSLabel
+    address: str = Field(min_length=1, max_length=253)
+    port: Port  # the sidecar's inbound port: where mesh traffic for this instance goes
+    appPort: Port | None = None
+    labels: Labels = Field(default_factory=dict)
+    proxy: str | None = None  # id of the owning proxy
+    leaseSeconds: float = Field(default=10.0, gt=0, le=3600)
+
+
+# --- HTTPRoute (Gateway API shape) ----------------------------------------------------------
+
+
+class PathMatch(Strict):
+    type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
+    value: str = "/"
+
+    @model_validator(mode="after")
+    def _path_shape(self) -> PathMatch:
+        if self.type != "RegularExpression" and not self.value.startswith("/"):
+            raise ValueError(f"path value must start with '/' for type {self.type}")
+        if self.type == "PathPrefix" and len(self.value) > 1 and self.value.endswith("/"):
+            # Gateway API: trailing slash is ignored for prefix matching; normalise it.
+            self.value = self.value.rstrip("/") or "/"
+        return self
+
+
+class HeaderMatch(Strict):
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+    value: str = Field(max_length=4096)
+
+
+class QueryParamMatch(Strict):
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+    name: str = Field(min_length=1, max_length=256)
+    value: str = Field(max_length=1024)
+
+
+HTTPMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+
+
+class RouteMatch(Strict):
+    path: PathMatch | None = None
+    headers: list[HeaderMatch] = Field(default_factory=list)
+    queryParams: list[QueryParamMatch] = Field(default_factory=list)
+    method: HTTPMethod | None = None
+
+
+class HeaderValue(Strict):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+    value: str = Field(max_length=4096)
+
+
+class HeaderModifier(Strict):
+    set: list[HeaderValue] = Field(default_factory=list)
+    add: list[HeaderValue] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class PathModifier(Strict):
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
+    replaceFullPath: str | None = None
+    replacePrefixMatch: str | None = None
+
+
+class RedirectFilter(Strict):
+    scheme: Literal["http", "https"] | None = None
+    hostname: str | None = None
+    path: PathModifier | None = None
+    port: Port | None = None
+    statusCode: Literal[301, 302, 303, 307, 308] = 302
+
+
+class URLRewriteFilter(Strict):
+    hostname: str | None = None
+    path: PathModifier | None = None
+
+
+class MirrorFilter(Strict):
+    backendRef: ServiceRef
+    percent: int = Field(default=100, ge=0, le=100)
+
+
+class RouteFilter(Strict):
+    type: Literal[
+        "RequestHeaderModifier",
+        "ResponseHeaderModifier",
+        "RequestRedirect",
+        "URLRewrite",
+        "RequestMirror",
+    ]
+    requestHeaderModifier: HeaderModifier | None = None
+    responseHeaderModifier: HeaderModifier | None = None
+    requestRedirect: RedirectFilter | None = None
+    urlRewrite: URLRewriteFilter | None = None
+    requestMirror: MirrorFilter | None = None
+
+    @model_validator(mode="after")
+    def _config_matches_type(self) -> RouteFilter:
+        field = self.type[0].lower() + self.type[1:]
+        if getattr(self, field) is None:
+            raise ValueError(f"filter of type {self.type} needs its '{field}' field")
+        return self
+
+
+class BackendRef(ServiceRef):
+    weight: int = Field(default=1, ge=0, le=1_000_000)
+    # gossamer extension: a subset of the service's instances, selected by instance labels.
+    labels: Labels = Field(default_factory=dict)
+    filters: list[RouteFilter] = Field(default_factory=list)
+
+
+class RouteTimeouts(Strict):
+    request: Duration | None = None
+    backendRequest: Duration | None = None
+
+
+class RouteRetry(Strict):
+    attempts: int = Field(default=2, ge=0, le=10)
+    backoff: Duration | None = None
+    codes: list[int] = Field(default_factory=lambda: [502, 503, 504])
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_are_5xx(cls, codes: list[int]) -> list[int]:
+        for code in codes:
+            if not 500 <= code <= 599:
+                raise ValueError(f"retriable status codes must be 500-599, got {code}")
+        return codes
+
+
+class RouteRule(Strict):
+    name: DNSLabel | None = None
+    matches: list[RouteMatch] = Field(default_factory=lambda: [RouteMatch(path=PathMatch())])
+    filters: list[RouteFilter] = Field(default_factory=list)
+    backendRefs: list[BackendRef] = Field(default_factory=list)
+    timeouts: RouteTimeouts | None = None
+    retry: RouteRetry | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> RouteRule:
+        if self.backendRefs and all(b.weight == 0 for b in self.backendRefs):
+            raise ValueError("backendRefs weights are all zero: at least one must be positive")
+        return self
+
+
+class ParentRef(Strict):
+    group: str | None = None
+    kind: Literal["Service", "Gateway"] = "Service"
+    name: DNSLabel
+    namespace: DNSLabel | None = None
+    port: Port | None = None
+    sectionName: str | None = None
+
+
+class HTTPRouteSpec(Strict):
+    parentRefs: list[ParentRef] = Field(min_length=1)
+    hostnames: list[str] = Field(default_factory=list)
+    rules: list[RouteRule] = Field(default_factory=lambda: [RouteRule()])
+
+
+# --- TrafficPolicy (after Gateway API BackendTrafficPolicy / BackendLBPolicy) --------------
+
+
+class HashOn(Strict):
+    header: str | None = None
+    cookie: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> HashOn:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("hashOn needs exactly one of 'header' or 'cookie'")
+        return self
+
+
+class LoadBalancer(Strict):
+    type: Literal["P2CPeakEWMA", "RoundRobin", "LeastRequest", "ConsistentHash"] = "P2CPeakEWMA"
+    hashOn: HashOn | None = None
+    defaultRTT: Duration = "30ms"
+    decay: Duration = "10s"
+
+    @model_validator(mode="after")
+    def _hash_needs_key(self) -> LoadBalancer:
+        if self.type == "ConsistentHash" and self.hashOn is None:
+            raise ValueError("type ConsistentHash needs 'hashOn' (a header or a cookie)")
+        return self
+
+
+class PolicyTimeouts(Strict):
+    connect: Duration = "5s"
+    request: Duration = "15s"
+    idle: Duration = "60s"
+
+
+class RetryBudget(Strict):
+    percent: int = Field(default=20, ge=0, le=100)
+    interval: Duration = "10s"
+
+
+class MinRetryRate(Strict):
+    count: int = Field(default=10, ge=0)
+    interval: Duration = "1s"
+
+
+class RetryConstraint(Strict):
+    budget: RetryBudget = Field(default_factory=RetryBudget)
+    minRetryRate: MinRetryRate = Field(default_factory=MinRetryRate)
+
+
+class OutlierDetection(Strict):
+    consecutiveErrors: int = Field(default=5, ge=1)
+    baseEjectionTime: Duration = "30s"
+    maxEjectionPercent: int = Field(default=50, ge=0, le=100)
+
+
+class ConnectionLimits(Strict):
+    maxConnections: int = Field(default=1024, ge=1)
+    maxPendingRequests: int = Field(default=1024, ge=0)
+    maxRequests: int = Field(default=1024, ge=1)
+
+
+class TrafficPolicySpec(Strict):
+    targetRefs: list[ServiceRef] = Field(min_length=1)
+    loadBalancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    timeouts: PolicyTimeouts = Field(default_factory=PolicyTimeouts)
+    retryConstraint: RetryConstraint = Field(default_factory=RetryConstraint)
+    outlierDetection: OutlierDetection = Field(default_factory=OutlierDetection)
+    connectionLimits: ConnectionLimits = Field(default_factory=ConnectionLimits)
+
+
+# --- MeshConfig (one per mesh, named "default") ---------------------------------------------
+
+
+class MeshConfigSpec(Strict):
+    # Istio's names: ALLOW_ANY passes hosts outside the mesh through; REGISTRY_ONLY refuses them.
+    outboundTrafficPolicy: Literal["ALLOW_ANY", "REGISTRY_ONLY"] = "ALLOW_ANY"
+
+
+def empty_status() -> dict[str, Any]:
+    return {}

@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 API_VERSION = "gossamer.dev/v1"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # Gateway API duration (GEP-2257): up to four number+unit pairs, units h, m, s, ms.
 _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
@@ -30,7 +32,9 @@ def check_dns_label(value: str) -> str:
 def check_labels(value: dict[str, str]) -> dict[str, str]:
     for key, val in value.items():
         if len(key) > 253 or not _LABEL_KEY.match(key):
-            raise ValueError(f"label key {key!r} must be [prefix/]name of letters, digits, '-', '_', '.'")
+            raise ValueError(
+                f"label key {key!r} must be [prefix/]name of letters, digits, '-', '_', '.'"
+            )
         if len(val) > 63 or not _LABEL_VALUE.match(val):
             raise ValueError(
                 f"label value {val!r} for {key!r} must be at most 63 letters, digits, '-', '_', '.'"

@@ -15,7 +15,11 @@ class FieldError:
     line: int | None = None  # source line, when parsed from YAML
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"document": self.document, "field": self.field, "message": self.message}
+        out: dict[str, Any] = {
+            "document": self.document,
+            "field": self.field,
+            "message": self.message,
+        }
         if self.value is not None:
             out["value"] = self.value
         if self.line is not None:

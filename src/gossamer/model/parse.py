@@ -58,7 +58,9 @@ def _line_for(path: str, lines: LineMap | None) -> int | None:
     return lines.get("")
 
 
-def _errors_from(exc: ValidationError, prefix: str, doc_name: str, lines: LineMap | None) -> list[FieldError]:
+def _errors_from(
+    exc: ValidationError, prefix: str, doc_name: str, lines: LineMap | None
+) -> list[FieldError]:
     errors = []
     for err in exc.errors():
         # pydantic puts the failing union member / validator name in loc; keep only field parts.
@@ -76,23 +78,50 @@ def _errors_from(exc: ValidationError, prefix: str, doc_name: str, lines: LineMa
 def parse_document(raw: Any, doc_name: str = "document", lines: LineMap | None = None) -> Resource:
     """Validate one raw document. Raises ValidationFailed listing every problem found."""
     if not isinstance(raw, dict):
-        raise ValidationFailed([FieldError(doc_name, "", "a document must be a mapping", type(raw).__name__)])
+        raise ValidationFailed(
+            [FieldError(doc_name, "", "a document must be a mapping", type(raw).__name__)]
+        )
     errors: list[FieldError] = []
     api_version = raw.get("apiVersion")
     kind = raw.get("kind")
     meta_raw = raw.get("metadata")
-    if isinstance(meta_raw, dict) and isinstance(meta_raw.get("name"), str) and isinstance(kind, str):
+    if (
+        isinstance(meta_raw, dict)
+        and isinstance(meta_raw.get("name"), str)
+        and isinstance(kind, str)
+    ):
         doc_name = f"{kind} {meta_raw.get('namespace', 'default')}/{meta_raw['name']}"
     if api_version != API_VERSION:
-        errors.append(FieldError(doc_name, "apiVersion", f"must be {API_VERSION!r}", api_version,
-                                 _line_for("apiVersion", lines)))
+        errors.append(
+            FieldError(
+                doc_name,
+                "apiVersion",
+                f"must be {API_VERSION!r}",
+                api_version,
+                _line_for("apiVersion", lines),
+            )
+        )
     info = KINDS.get(kind) if isinstance(kind, str) else None
     if info is None:
-        errors.append(FieldError(doc_name, "kind", "must be one of " + ", ".join(KINDS), kind,
-                                 _line_for("kind", lines)))
+        errors.append(
+            FieldError(
+                doc_name,
+                "kind",
+                "must be one of " + ", ".join(KINDS),
+                kind,
+                _line_for("kind", lines),
+            )
+        )
     for extra in sorted(set(raw) - {"apiVersion", "kind", "metadata", "spec", "status"}):
-        errors.append(FieldError(doc_name, extra, "unknown top-level field; allowed: apiVersion, kind, "
-                                 "metadata, spec, status", None, _line_for(extra, lines)))
+        errors.append(
+            FieldError(
+                doc_name,
+                extra,
+                "unknown top-level field; allowed: apiVersion, kind, metadata, spec, status",
+                None,
+                _line_for(extra, lines),
+            )
+        )
     metadata = None
     try:
         metadata = Metadata.model_validate(meta_raw if meta_raw is not None else {})
@@ -138,7 +167,9 @@ def load_yaml(text: str, source: str) -> list[tuple[Any, str, LineMap]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ValidationFailed([FieldError(source, "", f"invalid YAML: {problem}", None, line)]) from None
+        raise ValidationFailed(
+            [FieldError(source, "", f"invalid YAML: {problem}", None, line)]
+        ) from None
     out = []
     for index, (node, raw) in enumerate(zip(nodes, raws, strict=True)):
         if raw is None:
@@ -161,8 +192,15 @@ def parse_documents(items: list[tuple[Any, str, LineMap | None]]) -> list[Resour
             errors.extend(exc.errors)
             continue
         if res.key in seen:
-            errors.append(FieldError(name, "metadata.name", f"duplicate of {seen[res.key]} in the same apply",
-                                     res.metadata.name, _line_for("metadata.name", lines)))
+            errors.append(
+                FieldError(
+                    name,
+                    "metadata.name",
+                    f"duplicate of {seen[res.key]} in the same apply",
+                    res.metadata.name,
+                    _line_for("metadata.name", lines),
+                )
+            )
             continue
         seen[res.key] = name
         resources.append(res)

@@ -12,6 +12,7 @@ except for metadata.labels, which list() can select on.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -82,7 +83,7 @@ class Store(Protocol):
         kind: str,
         namespace: str | None = None,
         selector: Mapping[str, str] | None = None,
-    ) -> tuple[list[Record], int]:
+    ) -> tuple[builtins.list[Record], int]:
         """Records of a kind (optionally one namespace, optionally whose metadata.labels
         contain every selector pair), sorted by (namespace, name), and the revision they
         were read at."""
@@ -109,7 +110,7 @@ class Store(Protocol):
         """Returns the deleted record. Raises NotFound or Conflict."""
         ...
 
-    async def txn(self, ops: list[Op]) -> list[Record]:
+    async def txn(self, ops: builtins.list[Op]) -> builtins.list[Record]:
         """Apply every op at one revision, or none (raising the first failure's error).
         Returns the resulting records in op order (for deletes: the deleted record)."""
         ...
@@ -118,7 +119,9 @@ class Store(Protocol):
         """The current revision (0 for an empty store)."""
         ...
 
-    def watch(self, from_revision: int, kinds: tuple[str, ...] | None = None) -> AsyncIterator[Event]:
+    def watch(
+        self, from_revision: int, kinds: tuple[str, ...] | None = None
+    ) -> AsyncIterator[Event]:
         """Every event with revision > from_revision, in order, then live ones as they happen,
         until the iterator is closed. Raises Compacted if from_revision is too old."""
         ...

@@ -1,0 +1,25 @@
+"""The typer application: each command group registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="gossamer",
+    help="gossamer: a service mesh you can read.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """gossamer: a service mesh you can read."""
+
+
+# Command groups (one module each). Each module exposes register(app).
+# Add a line here when you add a module.
+from gossamer.cli import common as _common  # noqa: E402
+
+_common.register(app)

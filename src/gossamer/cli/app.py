@@ -23,3 +23,9 @@ def _root() -> None:
 from gossamer.cli import common as _common  # noqa: E402
 
 _common.register(app)
+
+from gossamer.cli import discovery as _discovery  # noqa: E402
+from gossamer.cli import resources as _resources  # noqa: E402
+
+_resources.register(app)
+_discovery.register(app)

@@ -1,0 +1,3 @@
+"""Runs the Store conformance suite (conformance.py) against every implementation."""
+
+from conformance import *  # noqa: F403

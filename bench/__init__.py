@@ -1,0 +1,1 @@
+"""gossamer's benchmark suite: `python -m bench [--quick] [--only dataplane|control]`."""

@@ -1,0 +1,123 @@
+"""`python -m bench`: run the suite, print the tables, write bench/results/<date>-<host>.*"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import datetime
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.dataplane import FULL, QUICK
+from bench.procs import HarnessError, ProcessSet, cpu_count
+from bench.suite import run_dataplane
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=5, check=False)
+    except OSError:
+        return "missing"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def _meta(quick: bool) -> dict[str, Any]:
+    commit = _version(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"])
+    versions = "; ".join(
+        (
+            _version(["haproxy", "-v"]).split(" - ")[0],
+            _version(["nginx", "-v"]),
+            _version(["wrk", "-v"]).split(" Copyright")[0],
+            f"Python {platform.python_version()}",
+        )
+    )
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ"),
+        "host": socket.gethostname(),
+        "cpus": cpu_count(),
+        "quick": quick,
+        "commit": commit,
+        "versions": versions,
+    }
+
+
+async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {"meta": _meta(args.quick)}
+    procs = ProcessSet(workdir)
+    atexit.register(procs.kill_now)  # if the loop dies before close() runs
+    try:
+        if args.only in (None, "dataplane"):
+            print("data plane:", flush=True)
+            results["dataplane"] = await run_dataplane(procs, QUICK if args.quick else FULL)
+            await procs.close()
+        if args.only in (None, "control"):
+            from bench.control import run_control  # needs the control plane's package
+
+            print("control plane:", flush=True)
+            results["control"] = await run_control(procs, quick=args.quick)
+    finally:
+        await procs.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny runs: checks the harness")
+    parser.add_argument("--only", choices=("dataplane", "control"))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None and args.only != "control":
+        print("wrk is not installed (make system-deps)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="gossamer-bench-"))
+    try:
+        results = asyncio.run(_run(args, workdir))
+    except HarnessError as exc:
+        print(f"bench: harness broken: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"bench: work dir kept at {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    json_path, md_path = report.write(results, args.out)
+    print()
+    print(report.markdown(results))
+    png = report.chart(results, md_path.with_suffix(".png"))
+    print(f"results: {json_path} {md_path}" + (f" {png}" if png else " (no matplotlib: no chart)"))
+    failures = _failures(results)
+    for failure in failures:
+        print(f"bench: FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _failures(results: dict[str, Any]) -> list[str]:
+    out = []
+    dataplane = results.get("dataplane") or {}
+    for measure in ("fixed_rate", "throughput"):
+        for row in dataplane.get(measure, []):
+            if row.get("failed"):
+                errors = row.get("error") or row.get("errors")
+                out.append(f"{measure} {row['proxy']} {row['path']} {row['body']}: {errors}")
+    control = results.get("control") or {}
+    out += [f"control: {problem}" for problem in control.get("failures", [])]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

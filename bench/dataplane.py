@@ -1,0 +1,166 @@
+"""Data-plane benchmark: cost per request and latency at a fixed rate, then max throughput."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.load import WrkResult, run_wrk
+from bench.procs import ProcessSet, process_tree, tree_cpu_seconds, tree_rss_mib
+from bench.stats import median
+from bench.topology import Topology
+
+PROXY_CORE = 0  # every proxy process
+LOAD_CORE = 1  # wrk and the upstream
+
+
+@dataclass(frozen=True)
+class DataplaneSettings:
+    bodies: tuple[str, ...]
+    rate: float  # fixed-rate load, requests/s
+    rate_seconds: float
+    rate_connections: int
+    throughput_runs: int
+    throughput_seconds: float
+    throughput_connections: int
+
+
+FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 10, 5, 5, 32)
+QUICK = DataplaneSettings(("1k",), 1000, 1, 10, 1, 1, 16)
+
+
+def _url(topology: Topology, body: str) -> str:
+    return f"http://127.0.0.1:{topology.port}/{body}"
+
+
+async def _sample_rss(pids: Sequence[int], stop: asyncio.Event, peak: list[float]) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], tree_rss_mib(pids))
+        try:
+            await asyncio.wait_for(stop.wait(), 0.25)
+        except TimeoutError:
+            pass
+
+
+async def _loaded_run(
+    procs: ProcessSet,
+    topology: Topology,
+    body: str,
+    *,
+    duration: float,
+    connections: int,
+    rate: float | None = None,
+) -> tuple[WrkResult, float, float, float]:
+    """One wrk run; returns it with proxy CPU seconds, peak RSS (MiB) and wall seconds."""
+    pids = [pid for root in topology.proxy_pids for pid in process_tree(root)]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    peak = [tree_rss_mib(pids)]
+    cpu_before, wall_before = tree_cpu_seconds(pids), loop.time()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_sample_rss(pids, stop, peak))
+        try:
+            result = await run_wrk(
+                procs,
+                _url(topology, body),
+                host=topology.host,
+                duration=duration,
+                connections=connections,
+                rate=rate,
+                core=LOAD_CORE,
+            )
+        finally:
+            stop.set()
+    cpu = tree_cpu_seconds(pids) - cpu_before
+    return result, cpu, peak[0], loop.time() - wall_before
+
+
+async def fixed_rate(
+    procs: ProcessSet, topology: Topology, body: str, settings: DataplaneSettings
+) -> dict[str, object]:
+    pids = [pid for root in topology.proxy_pids for pid in process_tree(root)]
+    idle_rss = tree_rss_mib(pids)
+    result, cpu, peak_rss, _ = await _loaded_run(
+        procs,
+        topology,
+        body,
+        duration=settings.rate_seconds,
+        connections=settings.rate_connections,
+        rate=settings.rate,
+    )
+    row = _row(topology, body, result)
+    has_proxy = bool(pids)
+    row.update(
+        {
+            "target_rps": settings.rate,
+            "achieved_rps": round(result.rps, 1),
+            "cpu_us_per_req": round(cpu / result.requests * 1e6, 1)
+            if has_proxy and result.requests
+            else None,
+            "rss_idle_mib": round(idle_rss, 1) if has_proxy else None,
+            "rss_load_mib": round(peak_rss, 1) if has_proxy else None,
+            "p50_ms": round(result.latency_ms["p50"], 3),
+            "p99_ms": round(result.latency_ms["p99"], 3),
+            "p999_ms": round(result.latency_ms["p999"], 3),
+        }
+    )
+    return row
+
+
+async def throughput_runs(
+    procs: ProcessSet, topologies: Sequence[Topology], body: str, settings: DataplaneSettings
+) -> list[dict[str, object]]:
+    """Closed-loop runs, alternating between topologies so drift hits all of them alike."""
+    runs: dict[str, list[dict[str, object]]] = {t.name: [] for t in topologies}
+    for _ in range(settings.throughput_runs):
+        for topology in topologies:
+            result, cpu, _, wall = await _loaded_run(
+                procs,
+                topology,
+                body,
+                duration=settings.throughput_seconds,
+                connections=settings.throughput_connections,
+            )
+            run = _row(topology, body, result)
+            run["rps"] = round(result.rps, 1)
+            run["proxy_cpu_util"] = round(cpu / wall, 2) if topology.proxy_pids else None
+            run["p50_ms"] = round(result.latency_ms["p50"], 3)
+            run["p99_ms"] = round(result.latency_ms["p99"], 3)
+            runs[topology.name].append(run)
+    return [_summarise(t, body, runs[t.name]) for t in topologies]
+
+
+def _summarise(topology: Topology, body: str, runs: list[dict[str, object]]) -> dict[str, object]:
+    good = [float(r["rps"]) for r in runs if not r["failed"]]  # type: ignore[arg-type]
+    utils = [
+        float(r["proxy_cpu_util"])  # type: ignore[arg-type]
+        for r in runs
+        if not r["failed"] and r["proxy_cpu_util"] is not None
+    ]
+    failures = [str(r["error"]) for r in runs if r["failed"]]
+    return {
+        "proxy": topology.proxy,
+        "path": topology.path,
+        "body": body,
+        "runs": len(runs),
+        "failed_runs": len(failures),
+        "failed": bool(failures),
+        "errors": failures,
+        "rps_median": round(median(good), 1) if good else None,
+        "rps_min": round(min(good), 1) if good else None,
+        "rps_max": round(max(good), 1) if good else None,
+        "proxy_cpu_util_median": round(median(utils), 2) if utils else None,
+        "rps_all": [r["rps"] for r in runs],
+    }
+
+
+def _row(topology: Topology, body: str, result: WrkResult) -> dict[str, object]:
+    return {
+        "proxy": topology.proxy,
+        "path": topology.path,
+        "body": body,
+        "requests": result.requests,
+        "failed": result.failed,
+        "error": result.describe_errors() if result.failed else None,
+    }

@@ -1,0 +1,144 @@
+"""Results as JSON and Markdown tables (one table per measure, with ratios to the peers)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.stats import ratios_to_peers
+
+Row = dict[str, Any]
+
+FIXED_RATE_COLUMNS = (
+    ("proxy", "proxy"),
+    ("path", "path"),
+    ("body", "body"),
+    ("achieved_rps", "req/s"),
+    ("cpu_us_per_req", "CPU µs/req"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("rss_idle_mib", "RSS idle MiB"),
+    ("rss_load_mib", "RSS load MiB"),
+    ("error", "errors"),
+)
+THROUGHPUT_COLUMNS = (
+    ("proxy", "proxy"),
+    ("path", "path"),
+    ("body", "body"),
+    ("rps_median", "req/s median"),
+    ("rps_min", "min"),
+    ("rps_max", "max"),
+    ("proxy_cpu_util_median", "proxy CPU (cores)"),
+    ("runs", "runs"),
+    ("failed_runs", "failed"),
+)
+CONTROL_COLUMNS = (("measure", "measure"), ("value", "value"), ("unit", "unit"), ("goal", "goal"))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(rows: Sequence[Row], columns: Sequence[tuple[str, str]]) -> str:
+    header = "| " + " | ".join(title for _, title in columns) + " |"
+    rule = "|" + "|".join(" --- " for _ in columns) + "|"
+    lines = [header, rule]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def ratio_table(rows: Sequence[Row], metrics: Sequence[tuple[str, str]]) -> str:
+    """gossamer ÷ peer, one line per (path, body, peer), one column per metric."""
+    cells: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    for metric, _ in metrics:
+        for r in ratios_to_peers(rows, metric):
+            key = (str(r["path"]), str(r["body"]), str(r["versus"]))
+            cells.setdefault(key, {})[metric] = r["ratio"]  # type: ignore[assignment]
+    if not cells:
+        return "(no gossamer rows: no ratios)"
+    columns = [("path", "gossamer path"), ("body", "body"), ("versus", "÷ peer")]
+    columns += [(metric, f"{title} ratio") for metric, title in metrics]
+    out_rows: list[Row] = []
+    for (path, body, versus), values in sorted(cells.items()):
+        rounded = {k: (round(v, 2) if v is not None else None) for k, v in values.items()}
+        out_rows.append({"path": path, "body": body, "versus": versus, **rounded})
+    return table(out_rows, columns)
+
+
+def markdown(results: Row) -> str:
+    meta = results["meta"]
+    parts = [f"# gossamer benchmark {meta['date']} on {meta['host']}", ""]
+    parts.append(
+        f"{meta['cpus']} CPUs, mode {'quick' if meta['quick'] else 'full'}, "
+        f"commit {meta.get('commit') or '?'}; {meta.get('versions', '')}"
+    )
+    dataplane = results.get("dataplane")
+    if dataplane:
+        parts += ["", "## Data plane: fixed rate (cost per request, latency, memory)", ""]
+        parts.append(table(dataplane["fixed_rate"], FIXED_RATE_COLUMNS))
+        parts += ["", "Ratios (gossamer ÷ peer, same run):", ""]
+        parts.append(
+            ratio_table(
+                dataplane["fixed_rate"],
+                (("cpu_us_per_req", "CPU/req"), ("p50_ms", "p50"), ("p99_ms", "p99")),
+            )
+        )
+        parts += ["", "## Data plane: max throughput (closed loop, proxies on one core)", ""]
+        parts.append(table(dataplane["throughput"], THROUGHPUT_COLUMNS))
+        parts += ["", "Ratios (gossamer ÷ peer, medians):", ""]
+        parts.append(ratio_table(dataplane["throughput"], (("rps_median", "req/s"),)))
+        for note in dataplane.get("notes", []):
+            parts += ["", f"- {note}"]
+    control = results.get("control")
+    if control:
+        parts += ["", "## Control plane", ""]
+        parts.append(table(control["measures"], CONTROL_COLUMNS))
+        for note in control.get("notes", []):
+            parts += ["", f"- {note}"]
+    return "\n".join(parts) + "\n"
+
+
+def write(results: Row, directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = results["meta"]
+    stem = f"{meta['date']}-{meta['host']}" + ("-quick" if meta["quick"] else "")
+    json_path = directory / f"{stem}.json"
+    md_path = directory / f"{stem}.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def chart(results: Row, path: Path) -> Path | None:
+    """A PNG of fixed-rate CPU per request and max throughput, when matplotlib is installed."""
+    try:
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    dataplane = results.get("dataplane")
+    if not dataplane:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, rows, key, title in (
+        (axes[0], dataplane["fixed_rate"], "cpu_us_per_req", "CPU µs per request"),
+        (axes[1], dataplane["throughput"], "rps_median", "max req/s (median)"),
+    ):
+        shown = [r for r in rows if r.get(key) is not None]
+        ax.barh([f"{r['proxy']} {r['path']} {r['body']}" for r in shown], [r[key] for r in shown])
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

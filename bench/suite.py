@@ -1,0 +1,83 @@
+"""Runs the data-plane suite: start every topology once, check it, then measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bench import gossamer_mesh
+from bench.dataplane import LOAD_CORE, PROXY_CORE, DataplaneSettings, fixed_rate, throughput_runs
+from bench.peers import BODY_SIZES, prepare_workdir, start_upstream
+from bench.procs import HarnessError, ProcessSet
+from bench.topology import PATHS, PEERS, Topology, available_peers, direct, peer_topology
+
+
+async def preflight(topology: Topology, body: str) -> None:
+    """One request through the path; it must come back 200 with exactly the upstream's body."""
+    url = f"http://127.0.0.1:{topology.port}/{body}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        try:
+            response = await client.get(url, headers={"Host": topology.host})
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"{topology.name}: GET /{body} failed: {exc!r}") from exc
+    if response.status_code != 200 or len(response.content) != BODY_SIZES[body]:
+        raise HarnessError(
+            f"{topology.name}: GET /{body} gave {response.status_code} with "
+            f"{len(response.content)} bytes (want 200, {BODY_SIZES[body]}): "
+            f"{response.headers.get('x-gossamer-reason', '')} {response.text[:200]!r}"
+        )
+
+
+async def start_topologies(procs: ProcessSet, notes: list[str]) -> list[Topology]:
+    prepare_workdir(procs.workdir)
+    _, upstream_port = await start_upstream(procs, LOAD_CORE)
+    topologies = [direct(upstream_port)]
+    peers = available_peers()
+    for missing in sorted(set(PEERS) - set(peers)):
+        notes.append(f"{missing} is not installed: skipped (make system-deps)")
+    for peer in peers:
+        for path in PATHS:
+            topologies.append(await peer_topology(procs, peer, path, upstream_port, PROXY_CORE))
+    skipped = gossamer_mesh.unavailable()
+    if skipped:
+        notes.append(f"gossamer skipped: {skipped}")
+    else:
+        topologies += await gossamer_mesh.start(procs, upstream_port, PROXY_CORE)
+    return topologies
+
+
+async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[str, Any]:
+    notes: list[str] = []
+    topologies = await start_topologies(procs, notes)
+    for topology in topologies:
+        for body in settings.bodies:
+            await preflight(topology, body)
+    fixed = []
+    for body in settings.bodies:
+        for topology in topologies:
+            row = await fixed_rate(procs, topology, body, settings)
+            _print_progress("fixed rate", row)
+            fixed.append(row)
+    throughput = []
+    for body in settings.bodies:
+        for row in await throughput_runs(procs, topologies, body, settings):
+            _print_progress("throughput", row)
+            throughput.append(row)
+    notes.append(
+        f"fixed rate: wrk -t1 -c{settings.rate_connections} paced to {settings.rate:g} req/s for "
+        f"{settings.rate_seconds:g} s; throughput: wrk -t1 -c{settings.throughput_connections}, "
+        f"{settings.throughput_runs} x {settings.throughput_seconds:g} s per topology, alternating; "
+        f"proxies pinned to core {PROXY_CORE}, wrk and upstream nginx to core {LOAD_CORE}"
+    )
+    return {
+        "settings": settings.__dict__,
+        "fixed_rate": fixed,
+        "throughput": throughput,
+        "notes": notes,
+    }
+
+
+def _print_progress(measure: str, row: dict[str, Any]) -> None:
+    shown = {k: v for k, v in row.items() if k not in ("proxy", "path", "body", "rps_all")}
+    print(f"  {measure}: {row['proxy']} {row['path']} {row['body']}: {shown}", flush=True)

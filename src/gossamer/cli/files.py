@@ -34,8 +34,7 @@ class SourceDocument:
         kind = raw.get("kind")
         if not (isinstance(meta, dict) and isinstance(meta.get("name"), str)):
             return None
-        if not isinstance(kind, str):
-            return None
+        # Same formatting as the server's, even for a missing or odd kind ("None default/x").
         namespace = meta.get("namespace", "default")
         return f"{kind} {namespace}/{meta['name']}"
 

@@ -1,0 +1,239 @@
+"""`gossamer demo`: a control plane, four sidecars with their apps, and a gentle load.
+
+Every child runs in its own session (process group), so Ctrl-C can stop each one with
+everything it started, and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from gossamer.demo.loadgen import LoadGenerator
+
+READY_TIMEOUT = 60.0
+STOP_GRACE = 8.0
+
+
+def free_port(preferred: int = 0) -> int:
+    """`preferred` if it is free on loopback, else one the kernel picks."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port")
+
+
+def mesh_yaml() -> str:
+    return resources.files("gossamer.demo").joinpath("mesh.yaml").read_text()
+
+
+def gossamer_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gossamer.cli.main", *args]
+
+
+@dataclass
+class Child:
+    name: str
+    proc: asyncio.subprocess.Process
+    log_path: Path
+    ready: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Demo:
+    data_dir: Path
+    control_port: int
+    rps: float = 5.0
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+    async def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_fd,
+                stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own group: we stop it with all it started
+            )
+        finally:
+            os.close(log_fd)
+        child = Child(name, proc, log_path)
+        self.children.append(child)
+        return child
+
+    async def wait_ready(self, child: Child, marker: bytes) -> dict[str, str]:
+        """Read the child's stdout until its ready line; return the line's key=value pairs."""
+        assert child.proc.stdout is not None
+        async with asyncio.timeout(READY_TIMEOUT):
+            while True:
+                line = await child.proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{child.name} exited before ready; see {child.log_path}")
+                if line.startswith(marker):
+                    break
+        child.ready = dict(part.split("=", 1) for part in line.decode().split() if "=" in part)
+        return child.ready
+
+    async def start_control(self) -> None:
+        child = await self.spawn(
+            "control",
+            gossamer_cmd(
+                "control",
+                "--data-dir",
+                str(self.data_dir / "control"),
+                "--port",
+                str(self.control_port),
+            ),
+        )
+        await self.wait_ready(child, b"gossamer-control ready")
+
+    def apply_mesh(self) -> None:
+        from gossamer.client.control import ControlClient
+        from gossamer.model.parse import load_yaml
+
+        documents = [doc for doc, _source, _lines in load_yaml(mesh_yaml(), "demo/mesh.yaml")]
+        with ControlClient(self.control_url) as client:
+            client.apply(documents)
+
+    async def start_service(self, name: str, version: str | None = None) -> Child:
+        app_port = free_port()
+        labels = ["--labels", f"version={version}"] if version else []
+        sidecar = ["--control", self.control_url, "--lease", "6s", "--health", "http:/healthz"]
+        for flag in ("--outbound-port", "--inbound-port", "--stats-port", "--admin-port"):
+            sidecar += [flag, "0"]
+        app = ["--", sys.executable, "-m", "gossamer.demo.apps", name]
+        child = await self.spawn(
+            f"{name}-{version}" if version else name,
+            gossamer_cmd(
+                "run", "--service", name, "--port", str(app_port), *labels, *sidecar, *app
+            ),
+            env={"DEMO_VERSION": version or "v1"},
+        )
+        child.ready["app"] = str(app_port)
+        return child
+
+    async def start(self) -> Child:
+        """Bring the whole mesh up; return the frontend's sidecar."""
+        await self.start_control()
+        await asyncio.to_thread(self.apply_mesh)
+        children = [
+            await self.start_service("catalog"),
+            await self.start_service("reviews", "v1"),
+            await self.start_service("reviews", "v2"),
+            await self.start_service("frontend"),
+        ]
+        for child in children:
+            app_port = child.ready["app"]
+            await self.wait_ready(child, b"gossamer-proxy ready")
+            child.ready["app"] = app_port
+        return children[-1]
+
+    async def stop(self) -> None:
+        """SIGTERM every group (sidecars first, the control plane last), then SIGKILL."""
+        for child in reversed(self.children):
+            await stop_group(child.proc, STOP_GRACE)
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace):
+            await proc.wait()
+    except TimeoutError:
+        pass
+    # Whatever is left in the group (an app that ignored SIGTERM) goes now.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def banner(demo: Demo, frontend: Child, mesh_file: Path) -> str:
+    out = frontend.ready["outbound"]
+    ctl = demo.control_url
+    return f"""
+gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 10%).
+
+  control plane   {ctl}   (export GOSSAMER_CONTROL={ctl})
+  frontend        curl -sx http://127.0.0.1:{out} http://frontend/     (through the mesh)
+  frontend stats  http://127.0.0.1:{frontend.ready["stats"]}/metrics
+  frontend admin  http://127.0.0.1:{frontend.ready["admin"]}/config
+  logs            {demo.data_dir / "logs"}
+
+Try next:
+  gossamer services
+  gossamer endpoints reviews
+  gossamer proxies
+  edit {mesh_file} (e.g. weights 50/50) and: gossamer apply -f {mesh_file}
+
+Load: about {demo.rps:g} requests/s on the frontend. Ctrl-C stops everything.
+"""
+
+
+async def _until_stopped(demo: Demo, stop: asyncio.Event) -> None:
+    frontend = await demo.start()
+    mesh_file = demo.data_dir / "mesh.yaml"
+    mesh_file.write_text(mesh_yaml())
+    print(banner(demo, frontend, mesh_file), flush=True)
+    out = frontend.ready["outbound"]
+    print(
+        f"gossamer-demo ready control={demo.control_url} frontend-proxy=http://127.0.0.1:{out}",
+        flush=True,
+    )
+    load = LoadGenerator("127.0.0.1", int(out), "frontend", demo.rps)
+    async with asyncio.TaskGroup() as tg:
+        load_task = tg.create_task(load.run(report=lambda line: print(line, flush=True)))
+        await stop.wait()
+        load_task.cancel()
+    print(f"\nstopping… {load.summary()}", flush=True)
+
+
+async def run_demo(data_dir: Path | None = None, rps: float = 5.0) -> int:
+    temporary = data_dir is None
+    base = Path(tempfile.mkdtemp(prefix="gossamer-demo-")) if data_dir is None else data_dir
+    base.mkdir(parents=True, exist_ok=True)
+    demo = Demo(base, free_port(15010), rps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        async with asyncio.TaskGroup() as tg:
+            main = tg.create_task(_until_stopped(demo, stop))
+            stopped = tg.create_task(stop.wait())
+            await asyncio.wait([main, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if not main.done():  # Ctrl-C while starting up
+                main.cancel()
+                code = 130
+            stopped.cancel()
+    except* Exception as group:
+        for exc in group.exceptions:
+            print(f"demo failed: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        await demo.stop()
+        if temporary:
+            shutil.rmtree(base, ignore_errors=True)
+    return code

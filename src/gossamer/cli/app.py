@@ -29,3 +29,6 @@ from gossamer.cli import resources as _resources  # noqa: E402
 
 _resources.register(app)
 _discovery.register(app)
+from gossamer.cli import demo as _demo  # noqa: E402
+
+_demo.register(app)

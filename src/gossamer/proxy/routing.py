@@ -1,0 +1,447 @@
+"""Route matching and weighted backend choice (Gateway API HTTPRoute semantics). Pure.
+
+Routes arrive already in precedence order (docs/protocol.md); each is compiled once at
+snapshot load (regexes compiled, header names as lower-case bytes, weights cumulated) so a
+request costs a few comparisons per route.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+try:  # RE2: linear-time matching, no runaway patterns from config.
+    import re2 as regex_engine
+
+    REGEX_ENGINE = "re2"
+except ImportError:  # pragma: no cover - google-re2 is a declared dependency
+    import re as regex_engine
+
+    REGEX_ENGINE = "re"
+
+if TYPE_CHECKING:
+    from gossamer.proxy.snapshot import Backend, ServiceView
+
+PATH_EXACT, PATH_PREFIX, PATH_REGEX = 1, 2, 3
+_PATH_KINDS = {"Exact": PATH_EXACT, "PathPrefix": PATH_PREFIX, "RegularExpression": PATH_REGEX}
+_MASK64 = (1 << 64) - 1
+
+
+def compile_regex(pattern: str | bytes, field: str) -> Any:
+    try:
+        return regex_engine.compile(pattern)
+    except Exception as exc:  # re2.error / re.error: both name the problem
+        raise ValueError(f"{field}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+class BackendRef:
+    """One weighted backend of a route; ``backend`` is the resolved endpoint set."""
+
+    __slots__ = ("backend", "labels", "labels_key", "seed", "service", "weight")
+
+    def __init__(self, service: str, labels: dict[str, str], weight: int) -> None:
+        self.service = service
+        self.labels = labels
+        self.labels_key = tuple(sorted(labels.items()))
+        self.weight = weight
+        # Rendezvous seed from identity, so adding or removing a sibling moves no one else.
+        from gossamer.proxy.balance import hash64
+
+        self.seed = hash64(repr((service, self.labels_key)).encode())
+        self.backend: Backend | None = None
+
+    def __repr__(self) -> str:
+        return f"BackendRef({self.service!r}, {self.labels!r}, weight={self.weight})"
+
+
+class Mirror:
+    __slots__ = ("backend", "percent", "service")
+
+    def __init__(self, service: str, percent: int) -> None:
+        self.service = service
+        self.percent = percent
+        self.backend: Backend | None = None
+
+
+class RetryPolicy:
+    __slots__ = ("attempts", "backoff", "codes")
+
+    def __init__(self, attempts: int, backoff: float, codes: frozenset[int]) -> None:
+        self.attempts = attempts
+        self.backoff = backoff
+        self.codes = codes
+
+
+class Route:
+    """One (rule, match) pair of an HTTPRoute, compiled."""
+
+    __slots__ = (
+        "_cumulative",
+        "_total",
+        "backend_request_timeout",
+        "backend_specs",
+        "backends",
+        "filters",
+        "headers",
+        "method",
+        "mirror_specs",
+        "mirrors",
+        "path_kind",
+        "path_prefix",
+        "path_regex",
+        "path_value",
+        "query",
+        "request_timeout",
+        "retry",
+        "route",
+        "rule",
+    )
+
+    def __init__(self) -> None:
+        self.route = ""
+        self.rule = 0
+        self.path_kind = 0
+        self.path_value = ""
+        self.path_prefix = ""  # PathPrefix value + "/": segment-wise prefix test
+        self.path_regex: Any = None
+        # (lower-case name bytes, exact value bytes or None, compiled regex or None)
+        self.headers: tuple[tuple[bytes, bytes | None, Any], ...] = ()
+        self.query: tuple[tuple[str, str | None, Any], ...] = ()
+        self.method: str | None = None
+        self.backend_specs: tuple[tuple[str, dict[str, str], int], ...] = ()
+        self.mirror_specs: tuple[tuple[str, int], ...] = ()
+        self.backends: tuple[BackendRef, ...] = ()
+        self.mirrors: tuple[Mirror, ...] = ()
+        self.filters: tuple[dict[str, Any], ...] = ()  # as on the wire (docs/protocol.md)
+        self.request_timeout: float | None = None
+        self.backend_request_timeout: float | None = None
+        self.retry: RetryPolicy | None = None
+        self._cumulative: tuple[float, ...] = ()
+        self._total = 0
+
+    def linked(self, resolve: Callable[[str, dict[str, str]], Backend]) -> Route:
+        """A copy sharing the compiled matchers, with backends resolved by ``resolve``."""
+        clone = Route()
+        for name in Route.__slots__:
+            setattr(clone, name, getattr(self, name))
+        backends = []
+        for service, labels, weight in self.backend_specs:
+            ref = BackendRef(service, labels, weight)
+            ref.backend = resolve(service, labels)
+            backends.append(ref)
+        mirrors = []
+        for service, percent in self.mirror_specs:
+            mirror = Mirror(service, percent)
+            mirror.backend = resolve(service, {})
+            mirrors.append(mirror)
+        clone.mirrors = tuple(mirrors)
+        # Stable identity order, not weight order: re-weighting must not reorder, or hashed
+        # points would jump between backends (see choose_backend).
+        live = sorted(
+            (b for b in backends if b.weight > 0), key=lambda b: (b.service, b.labels_key)
+        )
+        total = sum(b.weight for b in live)
+        running = 0
+        cumulative = []
+        for b in live:
+            running += b.weight
+            cumulative.append(running / total)
+        clone._cumulative = tuple(cumulative)
+        clone._total = total
+        clone.backends = tuple(live)
+        return clone
+
+    def matches(
+        self, method: str, path: str, query: str | None, headers: dict[bytes, bytes]
+    ) -> bool:
+        kind = self.path_kind
+        if kind == PATH_PREFIX:
+            prefix = self.path_prefix
+            if prefix != "//" and path != self.path_value and not path.startswith(prefix):
+                return False
+        elif kind == PATH_EXACT:
+            if path != self.path_value:
+                return False
+        elif kind == PATH_REGEX and self.path_regex.fullmatch(path) is None:
+            return False
+        if self.method is not None and method != self.method:
+            return False
+        for name, exact, pattern in self.headers:
+            value = headers.get(name)
+            if value is None:
+                return False
+            if exact is not None:
+                if value != exact:
+                    return False
+            elif pattern.fullmatch(value) is None:
+                return False
+        if self.query:
+            params = _parse_query(query)
+            for qname, qexact, qpattern in self.query:
+                qvalue = params.get(qname)
+                if qvalue is None:
+                    return False
+                if qexact is not None:
+                    if qvalue != qexact:
+                        return False
+                elif qpattern.fullmatch(qvalue) is None:
+                    return False
+        return True
+
+
+def compile_route(wire: Any, field: str) -> Route:
+    """A route from its wire form (docs/protocol.md ENTRY.routes[i]); ValueError naming the
+    field on anything malformed. Backends are resolved later by ``Route.linked``."""
+    w = _mapping(wire, field)
+    route = Route()
+    route.route = _str(w.get("route", ""), f"{field}.route")
+    route.rule = _int(w.get("rule", 0), f"{field}.rule")
+    match = _mapping(w.get("match") or {}, f"{field}.match")
+    path = match.get("path")
+    if path is not None:
+        path = _mapping(path, f"{field}.match.path")
+        kind_name = path.get("type", "PathPrefix")
+        kind = _PATH_KINDS.get(kind_name) if isinstance(kind_name, str) else None
+        if kind is None:
+            raise ValueError(
+                f"{field}.match.path.type: {kind_name!r} is not one of {', '.join(_PATH_KINDS)}"
+            )
+        value = _str(path.get("value", "/"), f"{field}.match.path.value")
+        route.path_kind = kind
+        if kind == PATH_REGEX:
+            route.path_regex = compile_regex(value, f"{field}.match.path.value")
+        elif kind == PATH_PREFIX:
+            value = value.rstrip("/") or "/"  # Gateway API ignores a trailing slash
+        route.path_value = value
+        route.path_prefix = value + "/"
+    headers: list[tuple[bytes, bytes | None, Any]] = []
+    for i, h in enumerate(_list(match.get("headers") or [], f"{field}.match.headers")):
+        hf = f"{field}.match.headers[{i}]"
+        h = _mapping(h, hf)
+        name = _str(h.get("name"), f"{hf}.name").lower().encode("latin-1", "replace")
+        hvalue = _str(h.get("value"), f"{hf}.value").encode("utf-8")
+        kind_name = h.get("type", "Exact")
+        if kind_name == "Exact":
+            headers.append((name, hvalue, None))
+        elif kind_name == "RegularExpression":
+            headers.append((name, None, compile_regex(hvalue, f"{hf}.value")))
+        else:
+            raise ValueError(f"{hf}.type: {kind_name!r} is not one of Exact, RegularExpression")
+    route.headers = tuple(headers)
+    query: list[tuple[str, str | None, Any]] = []
+    for i, q in enumerate(_list(match.get("queryParams") or [], f"{field}.match.queryParams")):
+        qf = f"{field}.match.queryParams[{i}]"
+        q = _mapping(q, qf)
+        qname = _str(q.get("name"), f"{qf}.name")
+        qvalue = _str(q.get("value"), f"{qf}.value")
+        kind_name = q.get("type", "Exact")
+        if kind_name == "Exact":
+            query.append((qname, qvalue, None))
+        elif kind_name == "RegularExpression":
+            query.append((qname, None, compile_regex(qvalue, f"{qf}.value")))
+        else:
+            raise ValueError(f"{qf}.type: {kind_name!r} is not one of Exact, RegularExpression")
+    route.query = tuple(query)
+    method = match.get("method")
+    route.method = None if method is None else _str(method, f"{field}.match.method").upper()
+    specs = []
+    for i, b in enumerate(_list(w.get("backends") or [], f"{field}.backends")):
+        bf = f"{field}.backends[{i}]"
+        b = _mapping(b, bf)
+        service = _service_key(b.get("service"), f"{bf}.service")
+        labels = _labels(b.get("labels") or {}, f"{bf}.labels")
+        weight = _int(b.get("weight", 1), f"{bf}.weight")
+        if weight < 0:
+            raise ValueError(f"{bf}.weight: {weight} is negative; weights must be >= 0")
+        specs.append((service, labels, weight))
+    if specs and not any(weight > 0 for _, _, weight in specs):
+        raise ValueError(f"{field}.backends: all weights are zero; at least one must be > 0")
+    route.backend_specs = tuple(specs)
+    filters: list[dict[str, Any]] = []
+    mirrors = []
+    for i, f in enumerate(_list(w.get("filters") or [], f"{field}.filters")):
+        ff = f"{field}.filters[{i}]"
+        f = _mapping(f, ff)
+        _str(f.get("type"), f"{ff}.type")
+        if f["type"] == "RequestMirror":
+            m = _mapping(f.get("requestMirror"), f"{ff}.requestMirror")
+            service = _service_key(m.get("service"), f"{ff}.requestMirror.service")
+            mirrors.append((service, _int(m.get("percent", 100), f"{ff}.requestMirror.percent")))
+        filters.append(dict(f))
+    route.filters = tuple(filters)
+    route.mirror_specs = tuple(mirrors)
+    timeouts = _mapping(w.get("timeouts") or {}, f"{field}.timeouts")
+    route.request_timeout = _opt_seconds(timeouts.get("request"), f"{field}.timeouts.request")
+    route.backend_request_timeout = _opt_seconds(
+        timeouts.get("backendRequest"), f"{field}.timeouts.backendRequest"
+    )
+    retry = w.get("retry")
+    if retry is not None:
+        rf = f"{field}.retry"
+        retry = _mapping(retry, rf)
+        codes = frozenset(
+            _int(c, f"{rf}.codes[{i}]")
+            for i, c in enumerate(_list(retry.get("codes", []), f"{rf}.codes"))
+        )
+        backoff = _opt_seconds(retry.get("backoff"), f"{rf}.backoff")
+        route.retry = RetryPolicy(
+            _int(retry.get("attempts", 0), f"{rf}.attempts"),
+            0.025 if backoff is None else backoff,
+            codes,
+        )
+    return route
+
+
+# --- wire-shape checks: each names the field and what was expected -------------------------
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{field}: expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected a string, got {value!r}")
+    return value
+
+
+def _int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field}: expected an integer, got {value!r}")
+    return value
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{field}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _opt_seconds(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    seconds = _number(value, field)
+    if seconds < 0:
+        raise ValueError(f"{field}: expected seconds >= 0, got {value!r}")
+    return seconds
+
+
+def _labels(value: Any, field: str) -> dict[str, str]:
+    labels = _mapping(value, field)
+    for key, item in labels.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValueError(f"{field}: labels must map strings to strings, got {key!r}: {item!r}")
+    return dict(labels)
+
+
+def _service_key(value: Any, field: str) -> str:
+    key = _str(value, field)
+    namespace, sep, name = key.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise ValueError(f"{field}: expected a service key 'namespace/name', got {key!r}")
+    return key
+
+
+def _parse_query(query: str | None) -> dict[str, str]:
+    """First value of each name (Gateway API), percent-decoded."""
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name = unquote_plus(name)
+        if name not in params:
+            params[name] = unquote_plus(value)
+    return params
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def match_route(
+    view: ServiceView,
+    method: str | bytes,
+    path: str | bytes,
+    query: str | bytes | None,
+    headers: Sequence[tuple[bytes, bytes]],
+) -> Route | None:
+    """The first route of ``view`` matching the request, or None.
+
+    ``path`` is the path without the query string, as sent (not percent-decoded);
+    ``headers`` are (lower-case name, value) byte pairs; repeated headers are joined with
+    ", " as HTTP allows. None when nothing matches — callers tell "no routes at all" (use
+    the service itself) from "no route matched" (404 no_route) by ``view.routes``.
+    """
+    routes = view.routes
+    if not routes:
+        return None
+    method_s = _text(method)
+    path_s = _text(path)
+    query_s = _text(query) if query is not None else None
+    wanted = view.header_names
+    found: dict[bytes, bytes] = {}
+    if wanted:
+        for name, value in headers:
+            if name in wanted:
+                previous = found.get(name)
+                found[name] = value if previous is None else previous + b", " + value
+    for route in routes:
+        if route.matches(method_s, path_s, query_s, found):
+            return route
+    return None
+
+
+def choose_backend(route: Route, point: float) -> BackendRef | None:
+    """The backend for ``point`` in [0, 1): random for plain traffic, or ``point_for_key``
+    of a sticky key. None when the route has no backend (e.g. a redirect-only rule).
+
+    Up to two backends (baseline + canary): cumulative weights in a fixed identity order,
+    so changing weights only moves points between the two, toward the one widened. Three
+    or more: weighted rendezvous hashing seeded by the point, which keeps the same promise
+    for any one backend widened (a single cumulative split cannot: widening the last of
+    three would shift the first boundary too).
+    """
+    backends = route.backends
+    n = len(backends)
+    if n == 1:
+        return backends[0]
+    if n == 2:
+        return backends[0] if point < route._cumulative[0] else backends[1]
+    if n == 0:
+        return None
+    seed = int(point * 18446744073709551616.0) & _MASK64
+    best = backends[0]
+    best_score = math.inf
+    for backend in backends:
+        u = (_mix64(seed ^ backend.seed) + 0.5) / 18446744073709551616.0
+        score = -math.log(u) / backend.weight
+        if score < best_score:
+            best, best_score = backend, score
+    return best
+
+
+def _mix64(x: int) -> int:
+    """splitmix64's finaliser: a cheap, well-spread 64-bit mix."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
+    return x ^ (x >> 31)
+
+
+def point_for_key(key: bytes) -> float:
+    """A stable point in [0, 1) for a sticky key (e.g. a user id header)."""
+    from gossamer.proxy.balance import hash64
+
+    return hash64(key) / 18446744073709551616.0

@@ -32,3 +32,6 @@ _discovery.register(app)
 from gossamer.cli import demo as _demo  # noqa: E402
 
 _demo.register(app)
+from gossamer.cli import control as _control  # noqa: E402
+
+_control.register(app)

@@ -1,0 +1,1 @@
+"""The control plane: REST API, registry and leases, snapshot compiler, proxy streams."""

@@ -1,0 +1,179 @@
+"""Server-side apply and multi-document delete: all-or-nothing across documents."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gossamer.control.documents import Planned, missing_service_warnings, plan_write
+from gossamer.control.errors import ApiError, json_response, read_json_object
+from gossamer.control.resources_api import known_services
+from gossamer.model import FieldError, ValidationFailed, lookup_kind, parse_documents
+from gossamer.model.parse import Resource
+from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Store
+
+# Waits until the proxies touched by revision N have ACKed it: (revision, seconds) -> sync body.
+SyncWaiter = Callable[[int, float], Awaitable[dict[str, Any]]]
+MAX_WAIT_SECONDS = 600.0
+
+
+def _doc_name(raw: Any, index: int) -> str:
+    if isinstance(raw, dict):
+        meta = raw.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            return f"{raw.get('kind')} {meta.get('namespace', 'default')}/{meta['name']}"
+    return f"document {index + 1}"
+
+
+class ApplyApi:
+    def __init__(
+        self,
+        store: Store,
+        wait_for_sync: SyncWaiter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.wait_for_sync = wait_for_sync
+        self.wall_clock = wall_clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/api/v1/apply", self.apply), web.post("/api/v1/delete", self.delete)]
+
+    async def apply(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        documents = body.get("documents")
+        if not isinstance(documents, list):
+            raise ApiError(400, 'body must be {"documents": [...]}')
+        dry_run = body.get("dryRun", False)
+        wait = body.get("waitSeconds")
+        if not isinstance(dry_run, bool):
+            raise ApiError(400, "dryRun must be true or false")
+        if wait is not None and (
+            isinstance(wait, bool)
+            or not isinstance(wait, int | float)
+            or not 0 <= wait <= MAX_WAIT_SECONDS
+        ):
+            raise ApiError(400, f"waitSeconds must be a number from 0 to {MAX_WAIT_SECONDS:g}")
+        try:
+            resources = parse_documents(
+                [(raw, _doc_name(raw, i), None) for i, raw in enumerate(documents)]
+            )
+        except ValidationFailed as exc:
+            raise ApiError(
+                422, f"{len(exc.errors)} error(s) in {len(documents)} document(s)", exc.errors
+            ) from None
+        plans, warnings = await self._plan(resources)
+        ops = [
+            Op("put", *res.key, value=plan.value, expected_revision=plan.expected_revision)
+            for res, plan in zip(resources, plans, strict=True)
+            if plan.action != "unchanged"
+        ]
+        versions: dict[tuple[str, str, str], int] = {}
+        if ops and not dry_run:
+            try:
+                records = await self.store.txn(ops)
+            except (Conflict, AlreadyExists, NotFound):
+                raise ApiError(
+                    409, "a resource changed while applying; nothing was applied, retry"
+                ) from None
+            versions = {r.key: r.mod_revision for r in records}
+            revision = max(versions.values())
+        else:
+            revision = await self.store.revision()
+        results = []
+        for res, plan in zip(resources, plans, strict=True):
+            kind, ns, name = res.key
+            version = versions.get(res.key, plan.expected_revision)
+            results.append(
+                {
+                    "kind": kind,
+                    "namespace": ns,
+                    "name": name,
+                    "action": plan.action,
+                    "resourceVersion": str(version) if version else None,
+                }
+            )
+        out: dict[str, Any] = {"results": results, "warnings": warnings, "revision": revision}
+        if dry_run:
+            out["dryRun"] = True
+        elif wait is not None:
+            out["sync"] = await self.wait_for_sync(revision, float(wait))
+        return json_response(out)
+
+    async def _plan(self, resources: list[Resource]) -> tuple[list[Planned], list[str]]:
+        known = await known_services(self.store)
+        # Services declared or given instances in this same apply count as existing.
+        for res in resources:
+            if res.kind == "Service":
+                known.add(f"{res.metadata.namespace}/{res.metadata.name}")
+            elif res.kind == "Instance":
+                known.add(f"{res.metadata.namespace}/{getattr(res.spec, 'service', '')}")
+        now = self.wall_clock()
+        plans: list[Planned] = []
+        all_warnings: list[str] = []
+        for res in resources:
+            kind, ns, name = res.key
+            warnings = missing_service_warnings(res, known)
+            all_warnings.extend(f"{kind} {ns}/{name}: {w}" for w in warnings or ())
+            existing = await self.store.get(kind, ns, name)
+            plans.append(plan_write(res, existing, warnings, now))
+        return plans, all_warnings
+
+    async def delete(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        documents = body.get("documents")
+        if not isinstance(documents, list):
+            raise ApiError(400, 'body must be {"documents": [...]}')
+        keys, errors = _delete_keys(documents)
+        if errors:
+            raise ApiError(422, f"{len(errors)} error(s) in the delete request", errors)
+        missing = []
+        for i, (kind, ns, name) in enumerate(keys):
+            if await self.store.get(kind, ns, name) is None:
+                missing.append(FieldError(f"{kind} {ns}/{name}", f"documents[{i}]", "not found"))
+        if missing:
+            names = ", ".join(e.document for e in missing)
+            raise ApiError(404, f"not found: {names}; nothing was deleted", missing)
+        try:
+            records = await self.store.txn([Op("delete", *key) for key in keys])
+        except NotFound:
+            raise ApiError(404, "a resource was deleted meanwhile; nothing was deleted") from None
+        results = [
+            {"kind": r.kind, "namespace": r.namespace, "name": r.name, "action": "deleted"}
+            for r in records
+        ]
+        revision = max((r.mod_revision for r in records), default=await self.store.revision())
+        return json_response({"results": results, "revision": revision})
+
+
+def _delete_keys(documents: list[Any]) -> tuple[list[tuple[str, str, str]], list[FieldError]]:
+    keys: list[tuple[str, str, str]] = []
+    errors: list[FieldError] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, doc in enumerate(documents):
+        where = f"document {i + 1}"
+        meta = doc.get("metadata") if isinstance(doc, dict) else None
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if not isinstance(kind, str):
+            errors.append(FieldError(where, "kind", "a kind is required", kind))
+            continue
+        try:
+            info = lookup_kind(kind)
+        except KeyError as exc:
+            errors.append(FieldError(where, "kind", str(exc.args[0]), kind))
+            continue
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            errors.append(FieldError(where, "metadata.name", "a name is required"))
+            continue
+        ns = meta.get("namespace", "default")
+        if not isinstance(ns, str):
+            errors.append(FieldError(where, "metadata.namespace", "must be a string", ns))
+            continue
+        key = (info.kind, ns, meta["name"])
+        if key not in seen:
+            seen.add(key)
+            keys.append(key)
+    return keys, errors

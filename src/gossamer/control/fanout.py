@@ -1,0 +1,343 @@
+"""Proxy views and the snapshot fan-out.
+
+Every service ENTRY any proxy watches is compiled and encoded to JSON bytes once, kept in
+one shared cache, and reused by every proxy whose view holds it: a delta line is the
+concatenation of those shared bytes. A store change recompiles only the entries MeshState
+says it touched, and wakes only the proxies whose view holds an entry that really changed.
+Decisions are synchronous methods; the stream handler does the waiting and writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gossamer.control.compiler import (
+    PROTOCOL_VERSION,
+    compile_entry,
+    compile_mesh,
+    encode_entry,
+    encode_message,
+    needed_services,
+)
+from gossamer.control.documents import rfc3339
+from gossamer.control.state import MESH_KEY, MeshState
+from gossamer.store.base import Event
+
+MAX_REMEMBERED_DISCONNECTED = 1000
+
+
+@dataclass(slots=True)
+class CachedEntry:
+    data: bytes  # the encoded ENTRY, shared by every view that holds it
+    needs: frozenset[str]  # services its routes send or mirror to
+
+
+class Subscriber:
+    """One proxy's stream state. Holds keys only, never entry copies."""
+
+    __slots__ = (
+        "acked_version",
+        "changed_version",
+        "connected",
+        "id",
+        "last_seen",
+        "mesh_pending",
+        "namespace",
+        "pending",
+        "removed",
+        "replaced",
+        "roots",
+        "sent_version",
+        "service",
+        "view",
+        "wake",
+    )
+
+    def __init__(self, proxy_id: str, service: str, namespace: str, now: float) -> None:
+        self.id = proxy_id
+        self.service = service
+        self.namespace = namespace
+        self.roots: set[str] = set()  # what the proxy asked for
+        self.view: set[str] = set()  # roots plus what their routes need
+        self.pending: set[str] = set()  # keys whose entry changed since the last line
+        self.removed: set[str] = set()
+        self.mesh_pending = False
+        self.wake = asyncio.Event()
+        self.sent_version = 0
+        self.acked_version = 0
+        self.changed_version = 0  # the last version at which its view changed
+        self.last_seen = now
+        self.connected = True
+        self.replaced = False  # a newer stream with the same id took over
+
+
+class Fanout:
+    def __init__(self, state: MeshState, wall_clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.wall_clock = wall_clock
+        self.version = state.revision  # the revision the cache was last compiled at
+        self.subscribers: dict[str, Subscriber] = {}
+        self.has_work = asyncio.Event()
+        self._cache: dict[str, CachedEntry] = {}
+        self._watchers: dict[str, set[Subscriber]] = {}
+        self._dirty: set[str] = set()
+        self._mesh = encode_message(compile_mesh(state))
+        self._progress = asyncio.Event()
+
+    # --- store side ------------------------------------------------------------------------
+
+    def note_event(self, event: Event) -> None:
+        self._dirty |= self.state.apply_event(event)
+        self.has_work.set()
+
+    def reset(self, state: MeshState) -> None:
+        """Swap in a freshly loaded state; every watched entry is recompiled at next flush."""
+        self.state = state
+        self._dirty |= set(self._cache) | {MESH_KEY}
+        self.has_work.set()
+
+    def flush(self) -> int:
+        """Recompile what the events since the last flush touched; wake affected proxies.
+        Returns how many shared entries changed."""
+        dirty, self._dirty = self._dirty, set()
+        self.has_work.clear()
+        self.version = self.state.revision
+        touched: set[Subscriber] = set()
+        if MESH_KEY in dirty:
+            mesh = encode_message(compile_mesh(self.state))
+            if mesh != self._mesh:
+                self._mesh = mesh
+                for sub in self.subscribers.values():
+                    if sub.connected:
+                        sub.mesh_pending = True
+                        touched.add(sub)
+        changed = 0
+        reclose: set[Subscriber] = set()
+        for key in dirty:
+            cached = self._cache.get(key)
+            if cached is None:
+                continue  # nobody watches it
+            entry = compile_entry(self.state, key)
+            data = encode_entry(entry)
+            if data == cached.data:
+                continue
+            changed += 1
+            needs = frozenset(needed_services(entry))
+            if needs != cached.needs:
+                reclose.update(self._watchers[key])
+            cached.data, cached.needs = data, needs
+            for sub in self._watchers[key]:
+                sub.pending.add(key)
+                touched.add(sub)
+        for sub in reclose:
+            self._set_view(sub, self._closure(sub.roots))
+        for sub in touched:
+            sub.changed_version = self.version
+            sub.wake.set()
+        self._notify()
+        return changed
+
+    # --- proxy side ------------------------------------------------------------------------
+
+    def subscribe(
+        self, proxy_id: str, service: str, namespace: str, roots: Iterable[str]
+    ) -> tuple[Subscriber, bytes]:
+        """A new stream; returns its state and its first line (the full view)."""
+        old = self.subscribers.pop(proxy_id, None)
+        if old is not None:
+            self._disconnect(old, replaced=True)
+        sub = Subscriber(proxy_id, service, namespace, self.wall_clock())
+        sub.roots = set(roots)
+        self._set_view(sub, self._closure(sub.roots))
+        sub.pending.clear()
+        sub.removed.clear()
+        self.subscribers[proxy_id] = sub
+        self._forget_old_disconnected()
+        sub.sent_version = self.version
+        return sub, self._line(sub, "snapshot", sorted(sub.view), (), with_mesh=True)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if self.subscribers.get(sub.id) is sub:
+            self._disconnect(sub, replaced=False)
+
+    def add_watch(self, proxy_id: str, keys: Iterable[str]) -> int:
+        """On-demand discovery: more roots for a connected proxy. Raises KeyError if none."""
+        sub = self.subscribers[proxy_id]
+        if not sub.connected:
+            raise KeyError(proxy_id)
+        new = set(keys) - sub.roots
+        if new:
+            sub.roots |= new
+            self._set_view(sub, self._closure(sub.roots))
+            sub.wake.set()
+        return self.version
+
+    def next_line(self, sub: Subscriber) -> bytes | None:
+        """The delta for everything pending, or None when nothing is."""
+        sub.wake.clear()
+        if not (sub.pending or sub.removed or sub.mesh_pending):
+            return None
+        line = self._line(
+            sub, "delta", sorted(sub.pending), sorted(sub.removed), with_mesh=sub.mesh_pending
+        )
+        sub.pending.clear()
+        sub.removed.clear()
+        sub.mesh_pending = False
+        sub.sent_version = self.version
+        return line
+
+    def heartbeat_line(self, sub: Subscriber) -> bytes:
+        return b'{"type":"heartbeat","version":%d}\n' % sub.sent_version
+
+    def ack(self, proxy_id: str, version: int) -> bool:
+        sub = self.subscribers.get(proxy_id)
+        if sub is None:
+            return False
+        sub.acked_version = max(sub.acked_version, min(version, sub.sent_version))
+        sub.last_seen = self.wall_clock()
+        self._notify()
+        return True
+
+    async def wait_for_sync(self, revision: int, seconds: float) -> dict[str, Any]:
+        """Wait until every connected proxy whose view changed at or after `revision` has
+        ACKed a version >= revision. Returns the protocol's "sync" body."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        if not await self._wait_until(lambda: self.version >= revision, deadline):
+            return {"complete": False, "pending": []}
+        waiting = [
+            s
+            for s in self.subscribers.values()
+            if s.connected and s.changed_version >= revision and s.acked_version < revision
+        ]
+
+        def behind() -> list[Subscriber]:
+            return [s for s in waiting if s.connected and s.acked_version < revision]
+
+        await self._wait_until(lambda: not behind(), deadline)
+        pending = sorted(s.id for s in behind())
+        return {"complete": not pending, "pending": pending}
+
+    def listing(self) -> dict[str, Any]:
+        items = [
+            {
+                "id": s.id,
+                "service": s.service,
+                "namespace": s.namespace,
+                "connected": s.connected,
+                "sentVersion": s.sent_version,
+                "ackedVersion": s.acked_version,
+                "lastSeen": rfc3339(s.last_seen),
+                "watching": len(s.view),
+            }
+            for s in sorted(self.subscribers.values(), key=lambda s: s.id)
+        ]
+        return {"latest": self.version, "items": items}
+
+    def cached_entries(self) -> int:
+        return len(self._cache)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        # Wake every wait_for_sync caller; each re-checks its own condition.
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+
+    async def _wait_until(self, done: Callable[[], bool], deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        while not done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            except TimeoutError:
+                return done()
+        return True
+
+    def _closure(self, roots: Iterable[str]) -> set[str]:
+        view: set[str] = set()
+        todo = list(roots)
+        while todo:
+            key = todo.pop()
+            if key in view:
+                continue
+            view.add(key)
+            todo.extend(self._entry(key).needs - view)
+        return view
+
+    def _entry(self, key: str) -> CachedEntry:
+        cached = self._cache.get(key)
+        if cached is None:
+            entry = compile_entry(self.state, key)
+            cached = CachedEntry(encode_entry(entry), frozenset(needed_services(entry)))
+            self._cache[key] = cached
+            self._watchers[key] = set()
+        return cached
+
+    def _set_view(self, sub: Subscriber, view: set[str]) -> None:
+        for key in view - sub.view:
+            self._entry(key)
+            self._watchers[key].add(sub)
+            sub.pending.add(key)
+            sub.removed.discard(key)
+        for key in sub.view - view:
+            self._release(sub, key)
+            sub.pending.discard(key)
+            sub.removed.add(key)
+        sub.view = view
+
+    def _release(self, sub: Subscriber, key: str) -> None:
+        watchers = self._watchers.get(key)
+        if watchers is None:
+            return
+        watchers.discard(sub)
+        if not watchers:
+            del self._watchers[key]
+            del self._cache[key]
+
+    def _disconnect(self, sub: Subscriber, replaced: bool) -> None:
+        for key in sub.view:
+            self._release(sub, key)
+        sub.view = set()
+        sub.pending.clear()
+        sub.removed.clear()
+        sub.connected = False
+        sub.replaced = replaced
+        sub.wake.set()
+        if not replaced:
+            self.subscribers[sub.id] = sub  # remembered for listing, without a view
+        self._notify()
+
+    def _forget_old_disconnected(self) -> None:
+        gone = [s for s in self.subscribers.values() if not s.connected]
+        if len(gone) > MAX_REMEMBERED_DISCONNECTED:
+            gone.sort(key=lambda s: s.last_seen)
+            for sub in gone[: len(gone) - MAX_REMEMBERED_DISCONNECTED]:
+                del self.subscribers[sub.id]
+
+    def _line(
+        self,
+        sub: Subscriber,
+        kind: str,
+        keys: list[str],
+        removed: Iterable[str],
+        with_mesh: bool,
+    ) -> bytes:
+        parts = [
+            b'{"type":"%s","protocol":%d,"version":%d'
+            % (kind.encode(), PROTOCOL_VERSION, self.version)
+        ]
+        if with_mesh:
+            parts.append(b',"mesh":' + self._mesh)
+        parts.append(b',"services":{')
+        parts.append(b",".join(encode_message(k) + b":" + self._cache[k].data for k in keys))
+        parts.append(b"}")
+        if kind == "delta":
+            parts.append(b',"removed":' + encode_message(list(removed)))
+        parts.append(b"}\n")
+        return b"".join(parts)

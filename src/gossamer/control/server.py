@@ -1,0 +1,181 @@
+"""The control-plane server: REST API, registry, and the proxy snapshot streams.
+
+server = ControlServer(store, port=0)
+async with asyncio.TaskGroup() as tg:
+    tg.create_task(server.run())
+    await server.ready.wait()        # server.port is the bound port from here on
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gossamer import __version__
+from gossamer.control.apply_api import ApplyApi
+from gossamer.control.auth import auth_middleware
+from gossamer.control.discovery_api import DiscoveryApi
+from gossamer.control.errors import ApiError, error_middleware, json_response
+from gossamer.control.fanout import Fanout
+from gossamer.control.openapi import build_openapi
+from gossamer.control.proxies_api import SUPPORTED_PROTOCOLS, ProxyApi
+from gossamer.control.registry import Registry
+from gossamer.control.resources_api import ResourceApi
+from gossamer.control.state import MeshState
+from gossamer.model import KINDS
+from gossamer.store.base import Compacted, Record, Store
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def raise_open_file_limit() -> int:
+    """Every proxy holds a stream open: lift the soft fd limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+    return soft
+
+
+async def load_state(store: Store) -> MeshState:
+    """A MeshState of every kind. Kinds are listed one by one, so the state starts at the
+    oldest listing's revision; replaying the watch from there converges."""
+    records: list[Record] = []
+    revisions = []
+    for kind in KINDS:
+        listed, revision = await store.list(kind)
+        records.extend(listed)
+        revisions.append(revision)
+    return MeshState.from_records(records, min(revisions))
+
+
+class ControlServer:
+    def __init__(
+        self,
+        store: Store,
+        host: str = "127.0.0.1",
+        port: int = 15010,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        heartbeat_seconds: float = 15.0,
+        coalesce_seconds: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.port = port  # the bound port once `ready` is set
+        self.wall_clock = wall_clock
+        self.coalesce_seconds = coalesce_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.ready = asyncio.Event()
+        self.registry = Registry(store, clock, wall_clock)
+        self.fanout = Fanout(MeshState(), wall_clock)
+        self.deltas_compiled = 0  # flushes that changed at least one entry
+
+    async def run(self) -> None:
+        """Serve until cancelled. Sets `ready` once listening with the state loaded."""
+        raise_open_file_limit()
+        state = await load_state(self.store)
+        self.fanout = Fanout(state, self.wall_clock)
+        await self.registry.restore()
+        runner = web.AppRunner(
+            self._app(), handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            await site.start()
+            self.port = runner.addresses[0][1]
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.registry.run(), name="registry")
+                tasks.create_task(self._follow_store(), name="store-watch")
+                tasks.create_task(self._flush_loop(), name="fanout-flush")
+                self.ready.set()
+        finally:
+            self.ready.clear()
+            for sub in list(self.fanout.subscribers.values()):
+                self.fanout.unsubscribe(sub)
+            await runner.cleanup()
+
+    async def _follow_store(self) -> None:
+        while True:
+            try:
+                async for event in self.store.watch(self.fanout.state.revision):
+                    self.fanout.note_event(event)
+            except Compacted:
+                # Fell behind the store's history: start over from a fresh listing.
+                log.warning("store watch compacted; reloading the mesh state")
+                self.fanout.reset(await load_state(self.store))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self.fanout.has_work.wait()
+            if self.fanout.flush():
+                self.deltas_compiled += 1
+            # Coalesce: changes arriving in the next window are compiled together.
+            await asyncio.sleep(self.coalesce_seconds)
+
+    def _app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+        )
+        resources = ResourceApi(self.store, self.wall_clock)
+        apply = ApplyApi(self.store, self._wait_for_sync, self.wall_clock)
+        proxies = ProxyApi(
+            self.registry, self.fanout, self.heartbeat_seconds, self.coalesce_seconds
+        )
+        app.add_routes(
+            [
+                web.get("/healthz", self._healthz),
+                web.get("/readyz", self._readyz),
+                web.get("/openapi.json", self._openapi),
+                web.get("/api/v1/version", self._version),
+                *apply.routes(),
+                *DiscoveryApi(self.store).routes(),
+                *proxies.routes(),
+                *resources.routes(),  # last: its /api/v1/{plural} matches broadly
+            ]
+        )
+        return app
+
+    async def _wait_for_sync(self, revision: int, seconds: float) -> dict[str, Any]:
+        return await self.fanout.wait_for_sync(revision, seconds)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if not self.ready.is_set():
+            raise ApiError(503, "not ready", reason="Unavailable")
+        return json_response({"status": "ready", "revision": self.fanout.version})
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return json_response(build_openapi())
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response({"version": __version__, "protocols": list(SUPPORTED_PROTOCOLS)})
+
+
+@contextlib.asynccontextmanager
+async def running(server: ControlServer) -> AsyncIterator[ControlServer]:
+    """Run `server` in a task group for the duration of the block (tests, the CLI)."""
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(server.run(), name="control-server")
+        ready = tasks.create_task(server.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raises why it stopped
+        try:
+            yield server
+        finally:
+            task.cancel()

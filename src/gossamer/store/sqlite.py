@@ -64,6 +64,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _prepare(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
+    """Switch to WAL, create the tables if new, and read the stored counters."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        raise StoreError(f"{path}: cannot enable WAL mode (got {mode!r})")
+    conn.executescript(_SCHEMA)
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
 def _encode(key: tuple[str, str, str], value: dict[str, Any] | None) -> str:
     if not isinstance(value, dict):
         raise ValueError(f"{_name(key)}: value must be a dict, got {type(value).__name__}")
@@ -99,11 +108,11 @@ class SQLiteStore:
             # mode) is readable by this user only.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._conn = _connect(self.path)
-        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            raise StoreError(f"{self.path}: cannot enable WAL mode (got {mode!r})")
-        self._conn.executescript(_SCHEMA)
-        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            meta = _prepare(self._conn, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
         self._revision: int = meta["revision"]  # owned by the writer thread
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gossamer-store-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="gossamer-store-reader")

@@ -1,0 +1,136 @@
+"""The sidecar's data plane: listeners, upstream pools and their background tasks.
+
+All background work (new upstream connections, pool sweepers, on-demand discovery)
+runs in one task group owned by a supervisor task that `close()` ends and awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl as ssl_module
+from typing import Any
+
+from gossamer.proxy.http.server import Listener, ListenerConfig
+from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
+from gossamer.proxy.outbound.target import OutboundTarget
+from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool
+from gossamer.proxy.state import SnapshotHolder
+from gossamer.proxy.telemetry.stats import Stats
+
+
+class _Stop(Exception):
+    """Raised inside the task group to cancel every background task at close."""
+
+
+class DataPlane:
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        identity: Any,
+        stats: Stats,
+        *,
+        header_timeout: float = 10.0,
+        pool_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        mesh_client_ssl: ssl_module.SSLContext | None = None,
+        inbound_server_ssl: ssl_module.SSLContext | None = None,
+        authorize: Authorizer | None = None,
+    ) -> None:
+        self.holder = holder
+        self.identity = identity
+        self.stats = stats
+        self.header_timeout = header_timeout
+        self.pool_idle_timeout = pool_idle_timeout
+        self.mesh_client_ssl = mesh_client_ssl
+        self.inbound_server_ssl = inbound_server_ssl
+        self.authorize = authorize
+        self.listeners: list[Listener] = []
+        self._task_group: asyncio.TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.mesh_pool: UpstreamPool | None = None  # to other sidecars (and egress)
+        self.app_pool: UpstreamPool | None = None  # to the local app
+
+    async def _started(self) -> asyncio.TaskGroup:
+        if self._task_group is None:
+            ready: asyncio.Future[asyncio.TaskGroup] = asyncio.get_running_loop().create_future()
+            self._supervisor = asyncio.get_running_loop().create_task(self._supervise(ready))
+            self._task_group = await ready
+        return self._task_group
+
+    async def _supervise(self, ready: asyncio.Future[asyncio.TaskGroup]) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self.mesh_pool = self._pool(tg, self.mesh_client_ssl)
+                self.app_pool = self._pool(tg, None)
+                tg.create_task(self.mesh_pool.run_sweeper())
+                tg.create_task(self.app_pool.run_sweeper())
+                ready.set_result(tg)
+                await self._stop.wait()
+                raise _Stop
+        except* _Stop:
+            pass
+
+    def _pool(self, tg: asyncio.TaskGroup, ssl: ssl_module.SSLContext | None) -> UpstreamPool:
+        return UpstreamPool(
+            tg, self.pool_idle_timeout, ssl, on_connection_change=self.stats.upstream_connection
+        )
+
+    def _config(self, proto: bytes = b"http") -> ListenerConfig:
+        return ListenerConfig(header_timeout=self.header_timeout, proto=proto)
+
+    async def start_outbound(self, host: str, port: int) -> int:
+        tg = await self._started()
+        assert self.mesh_pool is not None
+        target = OutboundTarget(self.holder, self.stats, tg)
+        return await self._listen(
+            Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
+        )
+
+    async def start_upstream(self, service_key: str, host: str, port: int) -> int:
+        """A plain listener where every request goes to `service_key` ("ns/name")."""
+        tg = await self._started()
+        assert self.mesh_pool is not None
+        target = OutboundTarget(self.holder, self.stats, tg, service_key=service_key)
+        return await self._listen(
+            Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
+        )
+
+    async def start_inbound(self, host: str, port: int, app_host: str, app_port: int) -> int:
+        await self._started()
+        assert self.app_pool is not None
+        tls = self.inbound_server_ssl is not None
+        listener = make_inbound_listener(
+            self.app_pool,
+            self.stats,
+            app_host,
+            app_port,
+            config=self._config(b"https" if tls else b"http"),
+            authorize=self.authorize,
+            server_ssl=self.inbound_server_ssl,
+        )
+        return await self._listen(listener, host, port, self.inbound_server_ssl)
+
+    async def _listen(
+        self, listener: Listener, host: str, port: int, ssl: ssl_module.SSLContext | None = None
+    ) -> int:
+        bound = await listener.start(host, port, ssl)
+        self.listeners.append(listener)
+        return bound
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting; let in-flight requests finish within `grace` seconds."""
+        async with asyncio.TaskGroup() as tg:
+            for listener in self.listeners:
+                tg.create_task(listener.drain(grace))
+
+    async def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        for pool in (self.mesh_pool, self.app_pool):
+            if pool is not None:
+                pool.close_all()
+        self._stop.set()
+        if self._supervisor is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor

@@ -1,0 +1,56 @@
+"""Locally generated error responses, each tagged with an `x-gossamer-reason`."""
+
+from __future__ import annotations
+
+_STATUS_TEXT = {
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+BAD_REQUEST = "bad_request"
+REQUEST_TIMEOUT = "request_timeout"
+HEADERS_TOO_LARGE = "headers_too_large"
+NO_ROUTE = "no_route"
+UNKNOWN_SERVICE = "unknown_service"
+EGRESS_REFUSED = "egress_refused"
+NO_HEALTHY_ENDPOINT = "no_healthy_endpoint"
+CONNECT_FAILURE = "connect_failure"
+UPSTREAM_TIMEOUT = "upstream_timeout"
+UPSTREAM_RESET = "upstream_reset"
+BAD_UPSTREAM_RESPONSE = "bad_upstream_response"
+OVERFLOW = "overflow"
+FORBIDDEN = "forbidden"
+
+
+class ProxyError(Exception):
+    """A request that ends in a locally generated response."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def error_response(status: int, reason: str, *, close: bool, request_id: bytes = b"") -> bytes:
+    """The full bytes of a small plain-text error response."""
+    body = reason.encode() + b"\n"
+    parts = [
+        b"HTTP/1.1 %d %s\r\n" % (status, _STATUS_TEXT.get(status, b"Error")),
+        b"content-type: text/plain\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"x-gossamer-reason: " + reason.encode() + b"\r\n",
+    ]
+    if request_id:
+        parts.append(b"x-request-id: " + request_id + b"\r\n")
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    parts.append(body)
+    return b"".join(parts)

@@ -1,0 +1,383 @@
+"""One request's journey from a client connection to an upstream and back.
+
+Everything here runs in protocol callbacks: no task per request. A `Target` (outbound
+routing, the inbound app) decides where each attempt goes and whether to retry; the
+exchange moves bytes, keeps flow control in both directions and re-frames bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gossamer.proxy.http import errors
+from gossamer.proxy.http.head import (
+    FRAMING_CHUNKED,
+    FRAMING_CLOSE,
+    FRAMING_LENGTH,
+    FRAMING_NONE,
+    FRAMING_UPGRADE,
+    LAST_CHUNK,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    serialize_request,
+    serialize_response,
+    serialize_trailers,
+)
+
+if TYPE_CHECKING:
+    from gossamer.proxy.http.server import ClientConnection
+    from gossamer.proxy.pool import EndpointKey, UpstreamConnection, UpstreamPool
+
+REPLAY_LIMIT = 64 * 1024  # bodies up to this size are kept for retries
+BUFFER_LIMIT = 64 * 1024  # body bytes held while no upstream is attached
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_KEEP_ALIVE_10 = b"connection: keep-alive\r\n"
+
+
+class Target(Protocol):
+    """Where an exchange's attempts go. Implementations keep per-request state in
+    `ex.route`, `ex.endpoint` and `ex.attempt` so they need no per-request objects."""
+
+    def begin(self, ex: Exchange) -> None:
+        """Decide, then call `ex.send(key, connect_timeout)` or `ex.fail(status, reason)`."""
+
+    def retry(self, ex: Exchange, status: int, reason: str, proven_unsent: bool) -> bool:
+        """An attempt failed (`status` from upstream or local). True if a retry was scheduled."""
+
+    def done(self, ex: Exchange, status: int, ok: bool) -> None:
+        """The exchange is over (for balancer and outlier bookkeeping)."""
+
+
+class Exchange:
+    __slots__ = (
+        "attempt",
+        "body_size",
+        "client",
+        "closing",
+        "connect_timeout",
+        "endpoint",
+        "finished",
+        "framing",
+        "head",
+        "key",
+        "pool",
+        "request_done",
+        "response_started",
+        "route",
+        "sent_log",
+        "started_at",
+        "status",
+        "target",
+        "timer",
+        "trailers",
+        "tunnel",
+        "unsent",
+        "unsent_size",
+        "upstream",
+        "upstream_target",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        head: RequestHead,
+        target: Target,
+        pool: UpstreamPool,
+        now: float,
+    ) -> None:
+        self.client = client
+        self.head = head
+        self.target = target
+        self.pool = pool
+        self.started_at = now
+        self.upstream: UpstreamConnection | None = None
+        self.upstream_target = head.target
+        self.unsent: list[bytes] = []
+        self.unsent_size = 0
+        self.sent_log: list[bytes] | None = []  # None once the body outgrew REPLAY_LIMIT
+        self.body_size = 0
+        self.request_done = False
+        self.trailers: Headers | None = None
+        self.response_started = False
+        self.framing = FRAMING_NONE
+        self.closing = not head.keep_alive
+        self.finished = False
+        self.tunnel = False
+        self.status = 0
+        self.attempt = 0
+        self.route: Any = None
+        self.endpoint: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.key: EndpointKey = ("", 0)
+        self.connect_timeout = 5.0
+
+    @property
+    def replayable(self) -> bool:
+        return self.sent_log is not None and self.body_size <= REPLAY_LIMIT
+
+    @property
+    def idempotent(self) -> bool:
+        return self.head.method in IDEMPOTENT
+
+    # deciding ---------------------------------------------------------------------------
+
+    def set_deadline(self, seconds: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.client.loop.call_later(seconds, self._timed_out)
+
+    def send(self, key: EndpointKey, connect_timeout: float) -> None:
+        """Start an attempt to `key`: a pooled connection now, or a new one soon."""
+        if self.finished:
+            return
+        self.attempt += 1
+        self.key = key
+        self.connect_timeout = connect_timeout
+        conn = self.pool.acquire(key, self.client.loop.time())
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.pool.connect(key, connect_timeout, self._connected)
+
+    def _connected(self, conn: UpstreamConnection | None, reason: str) -> None:
+        if conn is None:
+            if not self.finished:
+                self._attempt_failed(503, reason, proven_unsent=True)
+            return
+        if self.finished or self.upstream is not None:
+            self.pool.release(conn, self.client.loop.time())
+            conn.reused = False
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        head = self.head
+        conn.bind(self, head.method == b"HEAD")
+        parts = [
+            serialize_request(
+                head, self.upstream_target, self.client.peer_ip, self.client.proto, head.chunked
+            )
+        ]
+        chunked = head.chunked and not self.tunnel
+        for data in self.unsent:
+            if chunked:
+                parts += (b"%x\r\n" % len(data), data, b"\r\n")
+            else:
+                parts.append(data)
+        if self.sent_log is not None:
+            self.sent_log.extend(self.unsent)
+        self.unsent = []
+        self.unsent_size = 0
+        if self.request_done and chunked:
+            parts.append(serialize_trailers(self.trailers) if self.trailers else LAST_CHUNK)
+        conn.writelines(parts)
+        self.client.pause_for_buffer(False)
+
+    def fail(self, status: int, reason: str) -> None:
+        """Answer locally (no upstream response has been relayed yet)."""
+        if self.finished:
+            return
+        if self.response_started:
+            self.client.abort()
+            self._close(False)
+            return
+        self.status = status
+        close = self.closing or not self.request_done or self.client.draining
+        self.client.write(
+            errors.error_response(status, reason, close=close, request_id=self.head.request_id)
+        )
+        self.response_started = True
+        self._drop_upstream()
+        self.closing = close
+        self._close(False)
+
+    def _attempt_failed(self, status: int, reason: str, proven_unsent: bool) -> None:
+        self._drop_upstream()
+        if self._rewind() and self.target.retry(self, status, reason, proven_unsent):
+            return
+        self.fail(status, reason)
+
+    def _rewind(self) -> bool:
+        """Prepare the body for another attempt; False when it cannot be replayed."""
+        if self.response_started or not self.replayable or self.sent_log is None:
+            return False
+        if self.sent_log:
+            self.unsent = self.sent_log + self.unsent
+            self.unsent_size = sum(len(d) for d in self.unsent)
+            self.sent_log = []
+        return True
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if not self.finished:
+            self.fail(504, errors.UPSTREAM_TIMEOUT)
+
+    # request side (from the client connection) ---------------------------------------------
+
+    def request_body(self, data: bytes) -> None:
+        self.body_size += len(data)
+        conn = self.upstream
+        if conn is not None:
+            if self.head.chunked:
+                conn.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+            else:
+                conn.write(data)
+            log = self.sent_log
+            if log is not None:
+                if self.body_size <= REPLAY_LIMIT:
+                    log.append(data)
+                else:
+                    self.sent_log = None
+        else:
+            self.unsent.append(data)
+            self.unsent_size += len(data)
+            if self.body_size > REPLAY_LIMIT:
+                self.sent_log = None
+            if self.unsent_size > BUFFER_LIMIT:
+                self.client.pause_for_buffer(True)
+
+    def request_end(self, trailers: Headers | None) -> None:
+        self.request_done = True
+        self.trailers = trailers
+        conn = self.upstream
+        if conn is not None and self.head.chunked:
+            conn.write(serialize_trailers(trailers) if trailers else LAST_CHUNK)
+
+    def client_tunnel_data(self, data: bytes) -> None:
+        """Raw bytes after an Upgrade request."""
+        self.tunnel = True
+        conn = self.upstream
+        if conn is not None:
+            conn.write(data)  # before the 101 the server just has them early
+        else:
+            self.unsent.append(data)
+            self.unsent_size += len(data)
+
+    def client_write_paused(self, paused: bool) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading(paused)
+
+    def client_lost(self) -> None:
+        if not self.finished:
+            self._drop_upstream(abort=True)
+            self._close(False)
+
+    # response side (from the upstream connection) ------------------------------------------
+
+    def upstream_write_paused(self, paused: bool) -> None:
+        self.client.pause_for_upstream(paused)
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        status = head.status
+        if status < 200 and status != 101:
+            if self.head.version == b"1.1":  # interim responses are relayed as they are
+                self.client.write(serialize_response(head, FRAMING_NONE, False))
+            return
+        if status >= 500 and not self.response_started and self._rewind():
+            conn = self.upstream
+            self.upstream = None
+            if self.target.retry(self, status, "", False):
+                if conn is not None:  # unbinds it: its remaining events go nowhere
+                    conn.close()
+                return
+            self.upstream = conn
+        self.status = status
+        client_version = self.head.version
+        if status == 101 and self.head.upgrade:
+            framing = FRAMING_UPGRADE
+        elif self.head.method == b"HEAD" or status in (204, 304) or status < 200:
+            framing = FRAMING_NONE
+        elif head.content_length is not None and not head.chunked:
+            framing = FRAMING_LENGTH
+        elif client_version == b"1.1":
+            framing = FRAMING_CHUNKED
+        else:
+            framing = FRAMING_CLOSE
+        self.framing = framing
+        if (
+            framing == FRAMING_CLOSE
+            or self.client.draining
+            or (self.head.upgrade and status != 101)
+        ):
+            self.closing = True
+        extra = b""
+        if client_version == b"1.0" and not self.closing:
+            extra = _KEEP_ALIVE_10
+        self.response_started = True
+        self.client.write(serialize_response(head, framing, self.closing, extra))
+        if framing == FRAMING_UPGRADE:
+            self.client.start_tunnel()
+
+    def on_response_body(self, data: bytes) -> None:
+        if self.framing == FRAMING_CHUNKED:
+            self.client.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+        else:
+            self.client.write(data)
+
+    def on_response_end(self, trailers: Headers | None) -> None:
+        if self.finished:
+            return
+        if self.framing == FRAMING_CHUNKED:
+            self.client.write(serialize_trailers(trailers) if trailers else LAST_CHUNK)
+        conn = self.upstream
+        if conn is not None and self.framing != FRAMING_UPGRADE:
+            self.upstream = None
+            if self.request_done and conn.reader_keep_alive():
+                self.pool.release(conn, self.client.loop.time())
+            else:
+                conn.close()
+        if not self.request_done:
+            self.closing = True  # the rest of the request body cannot be framed for anyone
+        self._close(True)
+
+    def upstream_failed(self, status: int, reason: str, proven_unsent: bool) -> None:
+        """The upstream connection broke or spoke garbage."""
+        if self.finished:
+            return
+        if self.response_started:
+            self.client.abort()
+            self._drop_upstream()
+            self._close(False)
+            return
+        if proven_unsent and self.idempotent and self._rewind():
+            # A pooled connection the server had already closed: retry at once.
+            self._drop_upstream()
+            self.attempt -= 1  # not a real attempt: the request never left
+            self.send(self.key, self.connect_timeout)
+            return
+        self._attempt_failed(status, reason, proven_unsent)
+
+    # tunnel --------------------------------------------------------------------------------
+
+    def tunnel_to_client(self, data: bytes) -> None:
+        self.client.write(data)
+
+    def tunnel_closed(self) -> None:
+        self.upstream = None
+        self.client.close_after_write()
+        self._close(True)
+
+    # ending --------------------------------------------------------------------------------
+
+    def _drop_upstream(self, abort: bool = False) -> None:
+        conn = self.upstream
+        if conn is not None:
+            self.upstream = None
+            if abort:
+                conn.abort()
+            else:
+                conn.close()
+
+    def _close(self, ok: bool) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.target.done(self, self.status, ok)
+        if self.framing != FRAMING_UPGRADE or not ok:
+            self.client.exchange_finished(self, self.closing)

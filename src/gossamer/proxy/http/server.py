@@ -1,0 +1,325 @@
+"""The client-facing side of the proxy: one protocol instance per accepted connection.
+
+It parses requests, runs them one at a time through `Exchange`s (pipelined requests wait
+in a backlog, so responses keep their order), enforces the header timeout and idle
+timeout with a single lazily re-armed timer, and supports graceful drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Any
+
+from gossamer.proxy.http import errors
+from gossamer.proxy.http.exchange import Exchange, Target
+from gossamer.proxy.http.head import Headers, RequestHead, new_request_id
+from gossamer.proxy.http.reader import MAX_HEADER_BYTES, MAX_HEADERS, FramingError, RequestReader
+from gossamer.proxy.pool import UpstreamPool
+from gossamer.proxy.telemetry.stats import Stats
+
+_PAUSE_BACKLOG = 1
+_PAUSE_BUFFER = 2
+_PAUSE_UPSTREAM = 4
+
+
+class ListenerConfig:
+    __slots__ = ("header_timeout", "idle_timeout", "max_header_bytes", "max_headers", "proto")
+
+    def __init__(
+        self,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_headers: int = MAX_HEADERS,
+        proto: bytes = b"http",
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.proto = proto
+
+
+class Listener:
+    """A bound server socket plus the connections it accepted (for drain)."""
+
+    def __init__(
+        self,
+        target: Target,
+        pool: UpstreamPool,
+        stats: Stats,
+        direction: str,
+        config: ListenerConfig | None = None,
+    ) -> None:
+        self.target = target
+        self.pool = pool
+        self.stats = stats
+        self.direction = direction
+        self.config = config or ListenerConfig()
+        self.connections: set[ClientConnection] = set()
+        self.server: asyncio.Server | None = None
+        self.drained = asyncio.Event()
+
+    async def start(self, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: ClientConnection(self), host, port, ssl=ssl, backlog=1024
+        )
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def stop_accepting(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting, let in-flight requests finish, close idle keep-alives."""
+        self.stop_accepting()
+        for conn in list(self.connections):
+            conn.start_drain()
+        if self.connections:
+            try:
+                async with asyncio.timeout(grace):
+                    await self.drained.wait()
+            except TimeoutError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self.stop_accepting()
+        for conn in list(self.connections):
+            conn.abort()
+
+    def forget(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        if not self.connections and self.server is not None and not self.server.is_serving():
+            self.drained.set()
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        config = listener.config
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.proto = config.proto
+        self.reader = RequestReader(self, config.max_header_bytes, config.max_headers)
+        self.transport: asyncio.Transport | None = None
+        self.peer_ip = b""
+        self.exchange: Exchange | None = None
+        self.backlog: list[tuple[int, Any]] = []
+        self.paused = 0
+        self.write_paused = False
+        self.draining = False
+        self.closed = False
+        self.tunnel = False
+        self.deadline = 0.0  # 0: no deadline
+        self.deadline_is_header = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.identity: Any = None  # set by TLS listeners from the peer certificate
+
+    # asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = str(peer[0]).encode() if peer else b"unknown"
+        self.listener.connections.add(self)
+        self.listener.stats.connection_opened(self.listener.direction)
+        self._set_deadline(self.config.idle_timeout, header=False)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            if self.exchange is not None:
+                self.exchange.client_tunnel_data(data)
+            return
+        if not self.reader.in_message and self.exchange is None and not self.backlog:
+            self._set_deadline(self.config.header_timeout, header=True)
+        try:
+            offset = self.reader.feed(data)
+        except FramingError as exc:
+            self._reject(exc.status, exc.reason)
+            return
+        if offset is not None:
+            self.tunnel = True
+            if offset < len(data) and self.exchange is not None:
+                self.exchange.client_tunnel_data(data[offset:])
+
+    def eof_received(self) -> bool | None:
+        # Half-close from the client: finish the in-flight response, then close.
+        if self.exchange is not None and not self.tunnel:
+            self.draining = True
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.exchange is not None:
+            self.exchange.client_lost()
+        self.listener.forget(self)
+        self.listener.stats.connection_closed(self.listener.direction)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.exchange is not None:
+            self.exchange.client_write_paused(True)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.exchange is not None:
+            self.exchange.client_write_paused(False)
+
+    # RequestSink -----------------------------------------------------------------------------
+
+    def on_request_head(self, head: RequestHead) -> None:
+        if self.exchange is not None or self.backlog:
+            self.backlog.append((0, head))
+            self._pause(_PAUSE_BACKLOG, True)
+            return
+        self._begin(head)
+
+    def on_request_body(self, data: bytes) -> None:
+        if self.backlog:
+            self.backlog.append((1, data))
+        elif self.exchange is not None:
+            self.exchange.request_body(data)
+
+    def on_request_end(self, trailers: Headers | None) -> None:
+        if self.backlog:
+            self.backlog.append((2, trailers))
+        elif self.exchange is not None:
+            self.exchange.request_end(trailers)
+
+    # exchanges -------------------------------------------------------------------------------
+
+    def _begin(self, head: RequestHead) -> None:
+        self.deadline = 0.0
+        if not head.request_id:
+            head.request_id = head.header(b"x-request-id") or new_request_id()
+        listener = self.listener
+        exchange = Exchange(self, head, listener.target, listener.pool, self.loop.time())
+        self.exchange = exchange
+        if self.draining:
+            exchange.closing = True
+        listener.target.begin(exchange)
+
+    def exchange_finished(self, exchange: Exchange, close: bool) -> None:
+        self.listener.stats.request_done(self.listener.direction, exchange.status)
+        if self.exchange is exchange:
+            self.exchange = None
+        if close or (self.draining and not self.backlog):
+            self.close_after_write()
+            return
+        self._pause(_PAUSE_BUFFER | _PAUSE_UPSTREAM, False)
+        while self.backlog and self.exchange is None and not self.closed:
+            kind, item = self.backlog.pop(0)
+            if kind == 0:
+                self._begin(item)
+            elif kind == 3:
+                self._reject(*item)
+                return
+        while self.backlog and self.exchange is not None:
+            kind, item = self.backlog[0]
+            if kind == 0:
+                break
+            self.backlog.pop(0)
+            if kind == 1:
+                self.exchange.request_body(item)
+            else:
+                self.exchange.request_end(item)
+        if not self.backlog:
+            self._pause(_PAUSE_BACKLOG, False)
+            if self.exchange is None:
+                if self.draining:
+                    self.close_after_write()
+                else:
+                    self._set_deadline(self.config.idle_timeout, header=False)
+
+    def _reject(self, status: int, reason: str) -> None:
+        """A framing error: answer after any earlier in-flight response, then close."""
+        if self.exchange is not None or self.backlog:
+            self.backlog.append((3, (status, reason)))
+            self._pause(_PAUSE_BACKLOG, True)
+            return
+        self.listener.stats.request_done(self.listener.direction, status, reason)
+        self.write(errors.error_response(status, reason, close=True))
+        self.close_after_write()
+
+    def start_tunnel(self) -> None:
+        self.tunnel = True
+        self.deadline = 0.0
+
+    # flow control ----------------------------------------------------------------------------
+
+    def _pause(self, reason: int, paused: bool) -> None:
+        before = self.paused
+        self.paused = before | reason if paused else before & ~reason
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if before and not self.paused:
+            transport.resume_reading()
+        elif not before and self.paused:
+            transport.pause_reading()
+
+    def pause_for_buffer(self, paused: bool) -> None:
+        self._pause(_PAUSE_BUFFER, paused)
+
+    def pause_for_upstream(self, paused: bool) -> None:
+        self._pause(_PAUSE_UPSTREAM, paused)
+
+    # writing and closing ---------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(parts)
+
+    def close_after_write(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def start_drain(self) -> None:
+        self.draining = True
+        if self.exchange is None and not self.reader.in_message and not self.backlog:
+            self.close_after_write()
+
+    # timers ----------------------------------------------------------------------------------
+
+    def _set_deadline(self, seconds: float, header: bool) -> None:
+        self.deadline = self.loop.time() + seconds
+        self.deadline_is_header = header
+        timer = self.timer
+        if timer is not None and timer.when() > self.deadline:
+            timer.cancel()
+            timer = None
+        if timer is None:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closed or not self.deadline:
+            return
+        now = self.loop.time()
+        if now < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            return
+        if self.exchange is not None or self.backlog:
+            return  # the exchange has its own deadline
+        if self.reader.in_message:
+            self.listener.stats.request_done(self.listener.direction, 408, errors.REQUEST_TIMEOUT)
+            self.write(errors.error_response(408, errors.REQUEST_TIMEOUT, close=True))
+        self.close_after_write()

@@ -1,0 +1,1 @@
+"""Inbound: mesh traffic into the local app."""

@@ -1,0 +1,1 @@
+"""Outbound: app requests to mesh services (logical route → concrete backend → endpoint)."""

@@ -1,0 +1,70 @@
+"""The sidecar's current snapshot, swapped atomically, plus on-demand discovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gossamer.proxy.snapshot import ServiceView, Snapshot
+
+DiscoverHook = Callable[[str], Awaitable[None]]
+
+
+class SnapshotHolder:
+    """Holds the last snapshot; readers take `current` once per request and keep it."""
+
+    def __init__(self) -> None:
+        self.current: Snapshot | None = None
+        self.on_discover: DiscoverHook | None = None  # set by the runtime (control client)
+        self._changed = asyncio.Event()
+        self._asked: set[str] = set()
+
+    def update(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+        # Wake every waiter, then give later waiters a fresh event.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def changed(self) -> None:
+        """Wait for the next `update`."""
+        await self._changed.wait()
+
+    async def discover(
+        self,
+        key: str,
+        timeout: float,  # noqa: ASYNC109 - the documented interface
+        host: str | None = None,
+    ) -> ServiceView | None:
+        """Ask the control plane to add `key` ("ns/name") to the view; wait until it arrives.
+
+        Returns the view (which may say `exists=False`), or None when the hook is missing,
+        fails, or the entry does not arrive within `timeout`.
+        """
+        lookup_name = host or key.split("/", 1)[1] + "." + key.split("/", 1)[0]
+        view = self._lookup(lookup_name)
+        if view is not None:
+            return view
+        hook = self.on_discover
+        if hook is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                if key not in self._asked:
+                    self._asked.add(key)
+                    try:
+                        await hook(key)
+                    except Exception:
+                        self._asked.discard(key)  # let a later request ask again
+                        return None
+                while (view := self._lookup(lookup_name)) is None:
+                    await self.changed()
+                return view
+        except TimeoutError:
+            self._asked.discard(key)
+            return None
+
+    def _lookup(self, host: str) -> ServiceView | None:
+        current = self.current
+        return current.lookup(host) if current is not None else None

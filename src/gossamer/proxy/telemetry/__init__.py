@@ -1,0 +1,1 @@
+"""Sidecar telemetry: counters, Prometheus exposition (access log and tracing later)."""

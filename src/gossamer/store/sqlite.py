@@ -9,13 +9,15 @@ any revision not yet compacted. The newest events are also kept in memory (bound
 `memory_events`) so live watchers do not touch the disk; a watcher that falls behind that
 buffer re-reads the table in batches, so a slow watcher never grows memory.
 
-One process owns the file: the revision counter lives in the writer thread.
+One store instance owns the file (an flock on `<file>.lock` enforces it): the revision
+counter lives in the writer thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import fcntl
 import functools
 import json
 import os
@@ -64,6 +66,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _lock(path: Path) -> int:
+    """Hold an exclusive lock beside the file: the revision counter lives in one process."""
+    fd = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(f"{path} is in use by another store (process or open instance)") from None
+    return fd
+
+
 def _prepare(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
     """Switch to WAL, create the tables if new, and read the stored counters."""
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -103,6 +116,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path | str, *, memory_events: int = 4096, readers: int = 2):
         self.path = Path(path)
+        self._lock_fd = _lock(self.path)
         if not self.path.exists():
             # Create the file ourselves so it (and the -wal/-shm files, which copy its
             # mode) is readable by this user only.
@@ -112,6 +126,7 @@ class SQLiteStore:
             meta = _prepare(self._conn, self.path)
         except BaseException:
             self._conn.close()
+            os.close(self._lock_fd)
             raise
         self._revision: int = meta["revision"]  # owned by the writer thread
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gossamer-store-writer")
@@ -366,6 +381,7 @@ class SQLiteStore:
             self._readers.shutdown(wait=True)
             for conn in [self._conn, *self._reader_conns]:
                 conn.close()
+            os.close(self._lock_fd)
 
         await asyncio.to_thread(shut_down)
 

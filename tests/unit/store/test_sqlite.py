@@ -175,3 +175,17 @@ async def test_close_ends_watchers_and_refuses_further_calls(tmp_path: Path) -> 
     with pytest.raises(StoreError, match="closed"):
         await store.create("Service", "d", "b", doc("b"))
     await store.close()  # closing twice is harmless
+
+
+async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="in use"):
+        SQLiteStore(tmp_path / "g.db")
+    await store.create("Service", "d", "a", doc("a"))
+    await store.close()
+    again = SQLiteStore(tmp_path / "g.db")
+    try:
+        assert await again.revision() == 1
+    finally:
+        await again.close()

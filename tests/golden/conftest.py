@@ -1,17 +1,8 @@
-"""Golden-file tests: `pytest --update-golden` rewrites the expected files from the code."""
+"""Golden-file tests: `pytest --update-golden` (option in tests/conftest.py) rewrites expected files."""
 
 from __future__ import annotations
 
 import pytest
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--update-golden",
-        action="store_true",
-        default=False,
-        help="rewrite tests/golden/**/expected.* from the current output instead of comparing",
-    )
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ _LABEL_KEY = re.compile(
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # Gateway API duration (GEP-2257): up to four number+unit pairs, units h, m, s, ms.
 _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-_DURATION_PART = re.compile(r"([0-9]{1,5})(h|m|s|ms)")
+_DURATION_PART = re.compile(r"([0-9]{1,5})(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 

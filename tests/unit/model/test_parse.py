@@ -76,3 +76,13 @@ def test_bad_duration_and_regex_path() -> None:
     text = ROUTE + "    timeouts: {request: 10 seconds}\n"
     errs = errors_of(text)
     assert any("timeouts.request" in e and "duration" in e for e in errs)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30ms", 0.03), ("10s", 10.0), ("1m30s", 90.0), ("1h", 3600.0), ("1m500ms", 60.5)],
+)
+def test_duration_seconds(text: str, seconds: float) -> None:
+    from gossamer.model.common import check_duration, duration_seconds
+
+    assert duration_seconds(check_duration(text)) == pytest.approx(seconds)

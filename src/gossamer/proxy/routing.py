@@ -198,7 +198,7 @@ def compile_route(wire: Any, field: str) -> Route:
     route = Route()
     route.route = _str(w.get("route", ""), f"{field}.route")
     route.rule = _int(w.get("rule", 0), f"{field}.rule")
-    match = _mapping(w.get("match") or {}, f"{field}.match")
+    match = _mapping(_or(w.get("match"), {}), f"{field}.match")
     path = match.get("path")
     if path is not None:
         path = _mapping(path, f"{field}.match.path")
@@ -217,7 +217,7 @@ def compile_route(wire: Any, field: str) -> Route:
         route.path_value = value
         route.path_prefix = value + "/"
     headers: list[tuple[bytes, bytes | None, Any]] = []
-    for i, h in enumerate(_list(match.get("headers") or [], f"{field}.match.headers")):
+    for i, h in enumerate(_list(_or(match.get("headers"), []), f"{field}.match.headers")):
         hf = f"{field}.match.headers[{i}]"
         h = _mapping(h, hf)
         name = _str(h.get("name"), f"{hf}.name").lower().encode("latin-1", "replace")
@@ -231,7 +231,7 @@ def compile_route(wire: Any, field: str) -> Route:
             raise ValueError(f"{hf}.type: {kind_name!r} is not one of Exact, RegularExpression")
     route.headers = tuple(headers)
     query: list[tuple[str, str | None, Any]] = []
-    for i, q in enumerate(_list(match.get("queryParams") or [], f"{field}.match.queryParams")):
+    for i, q in enumerate(_list(_or(match.get("queryParams"), []), f"{field}.match.queryParams")):
         qf = f"{field}.match.queryParams[{i}]"
         q = _mapping(q, qf)
         qname = _str(q.get("name"), f"{qf}.name")
@@ -247,11 +247,11 @@ def compile_route(wire: Any, field: str) -> Route:
     method = match.get("method")
     route.method = None if method is None else _str(method, f"{field}.match.method").upper()
     specs = []
-    for i, b in enumerate(_list(w.get("backends") or [], f"{field}.backends")):
+    for i, b in enumerate(_list(_or(w.get("backends"), []), f"{field}.backends")):
         bf = f"{field}.backends[{i}]"
         b = _mapping(b, bf)
         service = _service_key(b.get("service"), f"{bf}.service")
-        labels = _labels(b.get("labels") or {}, f"{bf}.labels")
+        labels = _labels(_or(b.get("labels"), {}), f"{bf}.labels")
         weight = _int(b.get("weight", 1), f"{bf}.weight")
         if weight < 0:
             raise ValueError(f"{bf}.weight: {weight} is negative; weights must be >= 0")
@@ -261,7 +261,7 @@ def compile_route(wire: Any, field: str) -> Route:
     route.backend_specs = tuple(specs)
     filters: list[dict[str, Any]] = []
     mirrors = []
-    for i, f in enumerate(_list(w.get("filters") or [], f"{field}.filters")):
+    for i, f in enumerate(_list(_or(w.get("filters"), []), f"{field}.filters")):
         ff = f"{field}.filters[{i}]"
         f = _mapping(f, ff)
         _str(f.get("type"), f"{ff}.type")
@@ -272,7 +272,7 @@ def compile_route(wire: Any, field: str) -> Route:
         filters.append(dict(f))
     route.filters = tuple(filters)
     route.mirror_specs = tuple(mirrors)
-    timeouts = _mapping(w.get("timeouts") or {}, f"{field}.timeouts")
+    timeouts = _mapping(_or(w.get("timeouts"), {}), f"{field}.timeouts")
     route.request_timeout = _opt_seconds(timeouts.get("request"), f"{field}.timeouts.request")
     route.backend_request_timeout = _opt_seconds(
         timeouts.get("backendRequest"), f"{field}.timeouts.backendRequest"
@@ -295,6 +295,11 @@ def compile_route(wire: Any, field: str) -> Route:
 
 
 # --- wire-shape checks: each names the field and what was expected -------------------------
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``default`` only for a missing or null field: a wrong-typed falsy value is an error."""
+    return default if value is None else value
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:

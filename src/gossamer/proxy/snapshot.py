@@ -26,6 +26,7 @@ from gossamer.proxy.routing import (
     _list,
     _mapping,
     _number,
+    _or,
     _service_key,
     _str,
     compile_route,
@@ -204,7 +205,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
     old = {ep.id: ep for ep in previous.endpoints} if previous is not None else {}
     endpoints = []
     seen: set[str] = set()
-    for i, raw in enumerate(_list(entry.get("endpoints") or [], f"{field}.endpoints")):
+    for i, raw in enumerate(_list(_or(entry.get("endpoints"), []), f"{field}.endpoints")):
         ef = f"{field}.endpoints[{i}]"
         e = _mapping(raw, ef)
         ep_id = _str(e.get("id"), f"{ef}.id")
@@ -218,7 +219,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
             ep_id,
             _str(e.get("address"), f"{ef}.address"),
             port,
-            _labels(e.get("labels") or {}, f"{ef}.labels"),
+            _labels(_or(e.get("labels"), {}), f"{ef}.labels"),
         )
         before = old.get(ep_id)
         if before is not None and (before.address, before.port) == (ep.address, ep.port):
@@ -253,7 +254,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
     )
     routes = tuple(
         compile_route(r, f"{field}.routes[{i}]")
-        for i, r in enumerate(_list(entry.get("routes") or [], f"{field}.routes"))
+        for i, r in enumerate(_list(_or(entry.get("routes"), []), f"{field}.routes"))
     )
     view.unlinked_routes = routes
     view.header_names = frozenset(name for r in routes for name, _, _ in r.headers)
@@ -301,7 +302,7 @@ def _policy(wire: Any, field: str) -> Policy:
     if wire is None:
         return p
     w = _mapping(wire, field)
-    lb = _mapping(w.get("lb") or {}, f"{field}.lb")
+    lb = _mapping(_or(w.get("lb"), {}), f"{field}.lb")
     lb_type = lb.get("type", "P2CPeakEWMA")
     if lb_type not in _LB_TYPES:
         raise ValueError(f"{field}.lb.type: {lb_type!r} is not one of {', '.join(_LB_TYPES)}")
@@ -320,17 +321,17 @@ def _policy(wire: Any, field: str) -> Policy:
         header,
         cookie,
     )
-    t = _mapping(w.get("timeouts") or {}, f"{field}.timeouts")
+    t = _mapping(_or(w.get("timeouts"), {}), f"{field}.timeouts")
     p.connect_timeout = _positive(t.get("connect", 5.0), f"{field}.timeouts.connect")
     p.request_timeout = _positive(t.get("request", 15.0), f"{field}.timeouts.request")
     p.idle_timeout = _positive(t.get("idle", 60.0), f"{field}.timeouts.idle")
-    b = _mapping(w.get("retryBudget") or {}, f"{field}.retryBudget")
+    b = _mapping(_or(w.get("retryBudget"), {}), f"{field}.retryBudget")
     p.budget_percent = _number(b.get("percent", 20), f"{field}.retryBudget.percent")
     p.budget_interval = _positive(b.get("interval", 10.0), f"{field}.retryBudget.interval")
     p.budget_min_per_second = _number(
         b.get("minRetriesPerSecond", 10), f"{field}.retryBudget.minRetriesPerSecond"
     )
-    o = _mapping(w.get("outlier") or {}, f"{field}.outlier")
+    o = _mapping(_or(w.get("outlier"), {}), f"{field}.outlier")
     p.outlier_consecutive = _int(
         o.get("consecutiveErrors", 5), f"{field}.outlier.consecutiveErrors"
     )
@@ -340,7 +341,7 @@ def _policy(wire: Any, field: str) -> Policy:
     p.max_ejection_percent = _int(
         o.get("maxEjectionPercent", 50), f"{field}.outlier.maxEjectionPercent"
     )
-    limits = _mapping(w.get("limits") or {}, f"{field}.limits")
+    limits = _mapping(_or(w.get("limits"), {}), f"{field}.limits")
     p.max_connections = _int(limits.get("maxConnections", 1024), f"{field}.limits.maxConnections")
     p.max_pending = _int(
         limits.get("maxPendingRequests", 1024), f"{field}.limits.maxPendingRequests"
@@ -423,9 +424,9 @@ class Snapshot:
             raise ValueError(f"type: expected 'snapshot', got {m.get('type')!r}")
         _check_protocol(m)
         version = _int(m.get("version"), "version")
-        mesh = dict(_mapping(m.get("mesh") or {}, "mesh"))
+        mesh = dict(_mapping(_or(m.get("mesh"), {}), "mesh"))
         services: dict[str, ServiceView] = {}
-        for key, entry in _mapping(m.get("services") or {}, "services").items():
+        for key, entry in _mapping(_or(m.get("services"), {}), "services").items():
             key = _service_key(key, "services").lower()
             services[key] = _build_view(key, entry, None)
         linked = {key: _link(view, services) for key, view in services.items()}
@@ -443,12 +444,12 @@ class Snapshot:
             mesh = {**mesh, **_mapping(m["mesh"], "mesh")}
         services = dict(self.services)
         changed: set[str] = set()
-        for i, key in enumerate(_list(m.get("removed") or [], "removed")):
+        for i, key in enumerate(_list(_or(m.get("removed"), []), "removed")):
             key = _service_key(key, f"removed[{i}]").lower()
             services.pop(key, None)
             changed.add(key)
         rebuilt: dict[str, ServiceView] = {}
-        for key, entry in _mapping(m.get("services") or {}, "services").items():
+        for key, entry in _mapping(_or(m.get("services"), {}), "services").items():
             key = _service_key(key, "services").lower()
             rebuilt[key] = _build_view(key, entry, self.services.get(key))
             changed.add(key)

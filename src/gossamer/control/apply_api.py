@@ -100,7 +100,9 @@ class ApplyApi:
         if dry_run:
             out["dryRun"] = True
         elif wait is not None:
-            out["sync"] = await self.wait_for_sync(revision, float(wait))
+            # Nothing written touches no proxy: there is nothing to wait for.
+            no_change = {"complete": True, "pending": []}
+            out["sync"] = await self.wait_for_sync(revision, float(wait)) if ops else no_change
         return json_response(out)
 
     async def _plan(self, resources: list[Resource]) -> tuple[list[Planned], list[str]]:

@@ -54,20 +54,18 @@ def _meta(quick: bool) -> dict[str, Any]:
 
 async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"meta": _meta(args.quick)}
-    procs = ProcessSet(workdir)
-    atexit.register(procs.kill_now)  # if the loop dies before close() runs
-    try:
-        if args.only in (None, "dataplane"):
-            print("data plane:", flush=True)
+    if args.only in (None, "dataplane"):
+        print("data plane:", flush=True)
+        async with ProcessSet(workdir / "dataplane") as procs:
+            atexit.register(procs.kill_now)  # if the loop dies before the `async with` ends
             results["dataplane"] = await run_dataplane(procs, QUICK if args.quick else FULL)
-            await procs.close()
-        if args.only in (None, "control"):
-            from bench.control import run_control  # needs the control plane's package
+    if args.only in (None, "control"):
+        from bench.control import run_control
 
-            print("control plane:", flush=True)
+        print("control plane:", flush=True)
+        async with ProcessSet(workdir / "control") as procs:
+            atexit.register(procs.kill_now)
             results["control"] = await run_control(procs, quick=args.quick)
-    finally:
-        await procs.close()
     return results
 
 
@@ -82,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (make system-deps)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="gossamer-bench-"))
+    workdir.chmod(0o755)  # nginx workers run unprivileged when the bench runs as root
     try:
         results = asyncio.run(_run(args, workdir))
     except HarnessError as exc:

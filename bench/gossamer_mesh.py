@@ -1,20 +1,85 @@
-"""gossamer's sidecar pair for the data-plane benchmark: control plane + two `gossamer proxy`."""
+"""gossamer's sidecar pair for the data-plane benchmark: a control plane and `gossamer proxy`s.
+
+- one hop: client → outbound sidecar → upstream. The upstream is registered as the one
+  Instance of service `bench-direct` (Host: bench-direct), so the sidecar sends straight to it.
+- mesh: client → outbound sidecar → inbound sidecar → upstream (Host: bench-app); the
+  inbound sidecar registers itself as `bench-app` with the upstream as its app.
+Each path gets its own outbound process, as the peers do, so memory compares like for like.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 
-from bench.procs import ProcessSet
-from bench.topology import Topology
+import aiohttp
+
+from bench.control_plane import PROXY_READY, api, gossamer_cmd, ready_fields, start_control
+from bench.procs import ProcessSet, Started
+from bench.topology import SERVICE_HOST, Topology
+
+DIRECT_SERVICE = "bench-direct"
 
 
 def unavailable() -> str | None:
     """Why gossamer's pieces cannot run here (None when they can)."""
-    for module in ("gossamer.proxy.cli", "gossamer.control.server"):
+    for module in ("gossamer.proxy.runtime", "gossamer.proxy.dataplane", "gossamer.control.server"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not there yet"
     return None
 
 
-async def start(procs: ProcessSet, upstream_port: int, core: int | None) -> list[Topology]:
-    raise NotImplementedError
+def _declarations(upstream_port: int) -> list[dict[str, object]]:
+    def service(name: str) -> dict[str, object]:
+        return {
+            "apiVersion": "gossamer.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {},
+        }
+
+    instance: dict[str, object] = {
+        "apiVersion": "gossamer.dev/v1",
+        "kind": "Instance",
+        "metadata": {"name": f"{DIRECT_SERVICE}-upstream", "namespace": "default"},
+        "spec": {
+            "service": DIRECT_SERVICE,
+            "address": "127.0.0.1",
+            "port": upstream_port,
+            "leaseSeconds": 3600,
+        },
+    }
+    return [service(SERVICE_HOST), service(DIRECT_SERVICE), instance]
+
+
+async def _start_proxy(
+    procs: ProcessSet, name: str, service: str, app_port: int, control: str, core: int | None
+) -> tuple[Started, dict[str, str]]:
+    cmd = gossamer_cmd("proxy", "--service", service, "--app-port", str(app_port))
+    cmd += ["--control", control, "--lease", "30s", "--id", name]
+    for flag in ("--outbound-port", "--inbound-port", "--stats-port", "--admin-port"):
+        cmd += [flag, "0"]
+    started, line = await procs.start_ready(name, cmd, PROXY_READY, core=core)
+    return started, ready_fields(line)
+
+
+async def start(
+    procs: ProcessSet, upstream_port: int, proxy_core: int | None, control_core: int | None
+) -> list[Topology]:
+    _, control = await start_control(procs, control_core)
+    async with aiohttp.ClientSession() as session:
+        body = {"documents": _declarations(upstream_port)}
+        await api(session, "POST", f"{control}/api/v1/apply", body)
+    # The client-side sidecars need an app to probe too: the upstream stands in for it.
+    inbound, _ = await _start_proxy(
+        procs, "bench-app-inbound", SERVICE_HOST, upstream_port, control, proxy_core
+    )
+    hop, hop_ports = await _start_proxy(
+        procs, "bench-client-onehop", "bench-client", upstream_port, control, proxy_core
+    )
+    out, out_ports = await _start_proxy(
+        procs, "bench-client-mesh", "bench-client", upstream_port, control, proxy_core
+    )
+    return [
+        Topology("gossamer", "one-hop", int(hop_ports["outbound"]), DIRECT_SERVICE, [hop]),
+        Topology("gossamer", "mesh", int(out_ports["outbound"]), SERVICE_HOST, [out, inbound]),
+    ]

@@ -80,10 +80,56 @@ class Started:
 
 @dataclass
 class ProcessSet:
-    """Starts processes in new sessions; `close()` kills every group (also on error or Ctrl-C)."""
+    """Starts processes in new sessions; leaving the `async with` kills every group (also on
+    error or Ctrl-C). Readers of the children's stdout live in its task group."""
 
     workdir: Path
     started: list[Started] = field(default_factory=list)
+    _group: asyncio.TaskGroup | None = None
+
+    async def __aenter__(self) -> ProcessSet:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.close()
+        finally:
+            # The readers end once their processes are gone; let the body's own exception
+            # (if any) propagate as itself rather than wrapped in an ExceptionGroup.
+            assert self._group is not None
+            await self._group.__aexit__(None, None, None)
+
+    async def start_ready(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        markers: Sequence[bytes],
+        *,
+        core: int | None,
+        within: float = 30,
+    ) -> tuple[Started, bytes]:
+        """Start `cmd` and wait for the stdout line holding one of `markers` (its ready line); the
+        rest of stdout is copied to the log so the child never blocks on a full pipe."""
+        started = await self.start(name, cmd, core=core, stdout_pipe=True)
+        stdout = started.proc.stdout
+        assert stdout is not None and self._group is not None
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    line = await stdout.readline()
+                    if any(marker in line for marker in markers):
+                        break
+                    if not line:
+                        raise HarnessError(f"{name} exited before ready:\n{started.log_tail()}")
+        except TimeoutError:
+            raise HarnessError(
+                f"{name}: no ready line in {within}s:\n{started.log_tail()}"
+            ) from None
+        self._group.create_task(_copy_to_log(stdout, started.log))
+        return started, line
 
     async def start(
         self,
@@ -130,6 +176,12 @@ class ProcessSet:
         """Synchronous last resort (atexit, or a loop that is already gone)."""
         for item in self.started:
             _signal_group(item.pid, signal.SIGKILL)
+
+
+async def _copy_to_log(stream: asyncio.StreamReader, log: Path) -> None:
+    with log.open("ab") as out:
+        while chunk := await stream.read(65536):
+            out.write(chunk)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -43,7 +43,7 @@ async def start_topologies(procs: ProcessSet, notes: list[str]) -> list[Topology
     if skipped:
         notes.append(f"gossamer skipped: {skipped}")
     else:
-        topologies += await gossamer_mesh.start(procs, upstream_port, PROXY_CORE)
+        topologies += await gossamer_mesh.start(procs, upstream_port, PROXY_CORE, LOAD_CORE)
     return topologies
 
 

@@ -39,11 +39,12 @@ def store_path(url: str | None, data_dir: Path) -> Path:
     return path if path.is_absolute() else data_dir / path
 
 
-def open_store(url: str | None, data_dir: Path) -> Store:
-    """Open the store a URL names, creating missing directories with mode 0700."""
+def open_store(url: str | None, data_dir: Path, *, keep_revisions: int | None = None) -> Store:
+    """Open the store a URL names, creating missing directories with mode 0700.
+    keep_revisions: trim watch history to about the newest N revisions (None: keep all)."""
     path = store_path(url, data_dir)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return SQLiteStore(path)
+        return SQLiteStore(path, keep_revisions=keep_revisions)
     except (OSError, sqlite3.Error) as exc:
         raise StoreURLError(f"cannot open store at {path}: {exc}") from exc

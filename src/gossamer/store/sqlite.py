@@ -114,7 +114,16 @@ def _labels_match(value: dict[str, Any], selector: Mapping[str, str]) -> bool:
 class SQLiteStore:
     """A Store backed by one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: Path | str, *, memory_events: int = 4096, readers: int = 2):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        keep_revisions: int | None = None,
+        memory_events: int = 4096,
+        readers: int = 2,
+    ):
+        """keep_revisions: compact automatically so that at least the newest N revisions
+        of history stay watchable (None: keep all until compact() is called)."""
         self.path = Path(path)
         self._lock_fd = _lock(self.path)
         if not self.path.exists():
@@ -128,7 +137,10 @@ class SQLiteStore:
             self._conn.close()
             os.close(self._lock_fd)
             raise
-        self._revision: int = meta["revision"]  # owned by the writer thread
+        # Owned by the writer thread.
+        self._revision: int = meta["revision"]
+        self._kept_from: int = meta["compacted"]
+        self._keep_revisions = keep_revisions
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gossamer-store-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="gossamer-store-reader")
         self._local = threading.local()
@@ -218,13 +230,15 @@ class SQLiteStore:
 
         def run() -> None:
             with self._transaction():
-                self._conn.execute("DELETE FROM events WHERE revision < ?", (revision,))
-                self._conn.execute(
-                    "UPDATE meta SET value = max(value, ?) WHERE key='compacted'", (revision,)
-                )
+                self._drop_history(revision)
+            self._kept_from = max(self._kept_from, revision)
             loop.call_soon_threadsafe(self._note_compacted, revision)
 
         await self._on_writer(run)
+
+    def _drop_history(self, before: int) -> None:
+        self._conn.execute("DELETE FROM events WHERE revision < ?", (before,))
+        self._conn.execute("UPDATE meta SET value = max(value, ?) WHERE key='compacted'", (before,))
 
     async def _write(self, ops: builtins.list[Op], must_exist: bool) -> builtins.list[Record]:
         keys = [(op.kind, op.namespace, op.name) for op in ops]
@@ -275,11 +289,25 @@ class SQLiteStore:
                 results.append(_record(row_out))
                 events.append(_event(op.action.upper(), row_out, revision))
             conn.execute("UPDATE meta SET value=? WHERE key='revision'", (revision,))
+            compact_to = self._auto_compaction(revision)
+            if compact_to:
+                self._drop_history(compact_to)
         self._revision = revision
+        if compact_to:
+            self._kept_from = compact_to
+            loop.call_soon_threadsafe(self._note_compacted, compact_to)
         # Scheduled before this job's result, so watchers and revision() see the change
         # before the writer's await returns.
         loop.call_soon_threadsafe(self._publish, revision, tuple(events))
         return results
+
+    def _auto_compaction(self, revision: int) -> int | None:
+        """Where to compact to after `revision`, if history is due for trimming. Trims in
+        steps of an eighth of the window so most commits do not delete anything."""
+        keep = self._keep_revisions
+        if keep is None or revision - self._kept_from < keep + max(1, keep // 8):
+            return None
+        return revision - keep + 1
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)

@@ -189,3 +189,20 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
         assert await again.revision() == 1
     finally:
         await again.close()
+
+
+async def test_keep_revisions_trims_history_but_keeps_the_newest_window(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "g.db", keep_revisions=10)
+    try:
+        for i in range(50):
+            await store.create("Service", "d", f"s{i}", doc(f"s{i}"))
+        with pytest.raises(Compacted):
+            await drain(store.watch(0), 1)
+        window = await drain(store.watch(40), 10)
+        assert [e.record.name for e in window] == [f"s{i}" for i in range(40, 50)]
+        with contextlib.closing(sqlite3.connect(tmp_path / "g.db")) as other:
+            (kept,) = other.execute("SELECT count(*) FROM events").fetchone()
+        assert 10 <= kept <= 10 + 10 // 8 + 1
+        assert len((await store.list("Service"))[0]) == 50  # state is never trimmed
+    finally:
+        await store.close()

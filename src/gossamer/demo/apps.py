@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -68,10 +69,18 @@ def frontend(path: str) -> Answer:
     return 200, {"page": "frontend", "shelf": shelf}
 
 
+def echo(path: str) -> Answer:
+    """Says who answered; `/slow/<ms>` answers after a delay (for drain and timeout tests)."""
+    if path.startswith("/slow/") and path[6:].isdigit():
+        time.sleep(int(path[6:]) / 1000)
+    return 200, {"instance": os.environ.get("DEMO_INSTANCE", str(os.getpid())), "path": path}
+
+
 APPS: dict[str, Callable[[str], Answer]] = {
     "frontend": frontend,
     "catalog": catalog,
     "reviews": reviews,
+    "echo": echo,
 }
 
 

@@ -297,8 +297,19 @@ class ControlClient:
         self.version: int | None = None
         self.snapshots_received = 0
         self.reconnects = 0
+        self.registrations = 0
         self._ack_wanted: int | None = None
         self._ack_event = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        """Wake everyone waiting in `wait_until` (registration or stream state changed)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
 
     @property
     def _pid(self) -> str:
@@ -323,6 +334,8 @@ class ControlClient:
             self.log(f"register refused: {status} {body}")
             return False
         self.registered.set()
+        self.registrations += 1
+        self._notify()
         return True
 
     async def _lease_loop(self) -> None:
@@ -349,6 +362,7 @@ class ControlClient:
                 if status == 404:
                     self.log("lease gone; registering again")
                     self.registered.clear()
+                    self._notify()
                     continue
                 backoff.reset()
                 await asyncio.sleep(interval)
@@ -388,7 +402,9 @@ class ControlClient:
         while True:
             try:
                 async for line in self.http.stream_lines(self._stream_path(), self.idle_timeout):
-                    self.stream_connected.set()
+                    if not self.stream_connected.is_set():
+                        self.stream_connected.set()
+                        self._notify()
                     msg = parse_stream_line(line)
                     if msg is None:
                         self.log(f"ignored stream line: {line[:120]!r}")
@@ -412,6 +428,7 @@ class ControlClient:
                 self.log(f"stream: {exc}")
             self.stream_connected.clear()
             self.reconnects += 1
+            self._notify()
             await asyncio.sleep(backoff.next_delay(self.rng.random()))
 
     async def _ack_loop(self) -> None:

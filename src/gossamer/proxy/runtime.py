@@ -27,14 +27,15 @@ def log(message: str) -> None:
 class HolderSink:
     """Feeds stream lines into the SnapshotHolder and keeps the merged wire view for /config."""
 
-    def __init__(self, holder: SnapshotHolder) -> None:
+    def __init__(self, holder: SnapshotHolder, namespace: str) -> None:
         self.holder = holder
+        self.namespace = namespace  # bare names in requests resolve here
         self.wire: dict[str, Any] | None = None
         self.applied_at: float | None = None
 
     def apply_message(self, msg: dict[str, Any]) -> int | None:
         if msg["type"] == "snapshot":
-            snap = Snapshot.from_wire(msg)
+            snap = Snapshot.from_wire(msg, self.namespace)
             wire = {
                 "version": msg["version"],
                 "mesh": dict(msg.get("mesh") or {}),
@@ -66,7 +67,7 @@ class Sidecar:
         self.cfg = cfg
         self.with_app = with_app
         self.holder = SnapshotHolder()
-        self.sink = HolderSink(self.holder)
+        self.sink = HolderSink(self.holder, cfg.namespace)
         self.stats = Stats()
         self.dataplane = DataPlane(self.holder, None, self.stats)
         self.prober = HealthProber(ProbeSpec.parse(cfg.health), cfg.app_host, cfg.app_port)

@@ -14,7 +14,7 @@ from gossamer.cli.remote import (
     NamespaceOption,
     SelectorOption,
     control_client,
-    error,
+    note,
     selector_arg,
 )
 
@@ -47,7 +47,7 @@ def services(output: OutputOption = OutputFormat.table, control: ControlOption =
     with control_client(control) as client:
         answer = client.services()
     if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
-        error("no services known to the mesh")
+        note("No services known to the mesh.")
         return
     _show(answer, output, services_table(_items(answer)))
 
@@ -69,7 +69,7 @@ def endpoints(
         answer = client.endpoints(namespace, service, labels)
     if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
         matching = f" matching {labels}" if labels else ""
-        error(f"no healthy endpoints for {namespace}/{service}{matching}")
+        note(f"No healthy endpoints for {namespace}/{service}{matching}.")
         return
     _show(answer, output, endpoints_table(_items(answer)))
 
@@ -81,7 +81,7 @@ def proxies(output: OutputOption = OutputFormat.table, control: ControlOption = 
     with control_client(control) as client:
         answer = client.proxies()
     if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
-        error(f"no proxies connected (latest version {answer.get('latest', '-')})")
+        note(f"No proxies connected (latest version {answer.get('latest', '-')}).")
         return
     _show(answer, output, proxies_table(answer, datetime.now(UTC)))
 

@@ -114,8 +114,12 @@ def render_table(headers: Sequence[str], rows: Sequence[Row], out: IO[str]) -> N
         table.add_column(header, no_wrap=True, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    console = Console(file=out, highlight=False)
-    if not console.is_terminal:
-        natural = sum(max([len(h)] + [len(r[i]) for r in rows]) + 2 for i, h in enumerate(headers))
-        console.width = max(natural, 40)
-    console.print(table)
+    natural = sum(max([len(h)] + [len(r[i]) for r in rows]) + 2 for i, h in enumerate(headers))
+    probe = Console(file=out)
+    # A terminal keeps its width (rich folds long cells); a pipe gets whole lines.
+    width = probe.width if probe.is_terminal else max(natural, 40)
+    console = Console(width=width, highlight=False, force_terminal=probe.is_terminal)
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads the last column; trailing blanks only get in the way of grep and diff.
+    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

@@ -40,6 +40,11 @@ def error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def note(message: str) -> None:
+    """Information for the human (stderr), not output a script should parse."""
+    typer.echo(message, err=True)
+
+
 def fail(message: str, details: Sequence[str] = (), code: int = EXIT_FAILED) -> NoReturn:
     error(message)
     for line in details:

@@ -14,8 +14,8 @@ from gossamer.cli.remote import (
     NamespaceOption,
     SelectorOption,
     control_client,
-    error,
     fail,
+    note,
     selector_arg,
 )
 
@@ -153,7 +153,7 @@ def get(
         typer.echo(to_yaml(items), nl=False)
     elif not items:
         where = "any namespace" if all_namespaces else f"namespace {namespace}"
-        error(f"no {info.plural} found in {where}")
+        note(f"No {info.plural} found in {where}.")
     else:
         headers, rows = resource_table(
             info.kind,

@@ -12,8 +12,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
-import aiohttp
+from bench.lean_http import KeepAliveClient, stream_lines
 
 CONNECTS_AT_ONCE = 64  # stay under the server's listen backlog while a thousand connect
 
@@ -74,30 +75,42 @@ class Fleet:
         sub.acked = version
         self._progress.set()
 
-    async def run_one(
-        self, sub: Subscriber, streams: aiohttp.ClientSession, acks: aiohttp.ClientSession
-    ) -> None:
-        base = f"{self.base_url}/api/v1/proxies/{sub.proxy_id}"
-        query = {"protocol": "1", "service": "bench-sub", "namespace": "default"}
-        query["watch"] = ",".join(sub.watch)
+    async def run_one(self, sub: Subscriber) -> None:
+        base = f"/api/v1/proxies/{sub.proxy_id}"
+        query = urlencode(
+            {
+                "protocol": "1",
+                "service": "bench-sub",
+                "namespace": "default",
+                "watch": ",".join(sub.watch),
+            }
+        )
+        acks = KeepAliveClient(self.base_url)
         try:
             async with self._connect_slots:
-                response = await streams.get(f"{base}/stream", params=query)
-            async with response:
-                if response.status != 200:
-                    raise RuntimeError(f"stream {response.status}: {await response.text()}")
-                async for line in response.content:
-                    message = json.loads(line)
-                    if message.get("type") in ("snapshot", "delta"):
-                        version = int(message["version"])
-                        self._record_receipt(sub, version)
-                        async with acks.post(f"{base}/ack", json={"version": version}) as ack:
-                            if ack.status >= 300:
-                                raise RuntimeError(f"ack {ack.status}: {await ack.text()}")
-                        self._record_ack(sub, version)
-        except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
+                lines = stream_lines(self.base_url, f"{base}/stream?{query}")
+                first = await anext(lines)
+            await self._handle(sub, first, acks, base)
+            async for line in lines:
+                await self._handle(sub, line, acks, base)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
             self.errors.append(f"{sub.proxy_id}: {exc!r}")
             self._progress.set()
+        finally:
+            acks.close()
+
+    async def _handle(self, sub: Subscriber, line: bytes, acks: KeepAliveClient, base: str) -> None:
+        if not line.strip():
+            return
+        message = json.loads(line)
+        if message.get("type") not in ("snapshot", "delta"):
+            return
+        version = int(message["version"])
+        self._record_receipt(sub, version)
+        status, body = await acks.post(f"{base}/ack", b'{"version": %d}' % version)
+        if status >= 300:
+            raise ConnectionError(f"ack {status}: {body[:300]!r}")
+        self._record_ack(sub, version)
 
 
 def watch_lists(count: int, services: Sequence[str], per_proxy: int) -> list[tuple[str, ...]]:

@@ -140,6 +140,7 @@ class ServiceView:
         "limits",
         "name",
         "namespace",
+        "needs_query",
         "outlier",
         "policy",
         "protocol",
@@ -161,6 +162,7 @@ class ServiceView:
     unlinked_routes: tuple[Route, ...]
     routes: tuple[Route, ...]
     header_names: frozenset[bytes]
+    needs_query: bool
     depends: frozenset[str]
     default_backend: Backend
     _subsets: dict[tuple[tuple[str, str], ...], Backend]
@@ -258,6 +260,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
     )
     view.unlinked_routes = routes
     view.header_names = frozenset(name for r in routes for name, _, _ in r.headers)
+    view.needs_query = any(r.query for r in routes)
     depends = {key}
     for r in routes:
         depends.update(service for service, _, _ in r.backend_specs)

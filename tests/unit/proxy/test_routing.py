@@ -301,3 +301,31 @@ def test_canary_rollout_with_fixed_total(canary_from: int, canary_to: int, key: 
         assert before == after or after == "v2"
     else:
         assert before == after or after == "v1"
+
+
+PATTERNS = [
+    r"/users/[0-9]+",
+    r"/api/v[12]/.*",
+    r"(?i)/API/v[12]",
+    r".*\.(png|jpe?g)",
+    r"/a|/b",
+    r"",
+    r"x*",
+    r"[^/]+/x",
+    r"/é+/[a-z]{2,3}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(PATTERNS),
+    st.text(alphabet="/apiAPIvV12usersx.pngjé0-9", max_size=14) | st.binary(max_size=10),
+)
+def test_full_matcher_agrees_with_the_public_re2_api(pattern: str, text: str | bytes) -> None:
+    import re2
+
+    from gossamer.proxy.routing import FullMatcher
+
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
+    expected = re2.compile(pattern.encode()).fullmatch(data) is not None
+    assert FullMatcher(pattern, "f").fullmatch(data) is expected

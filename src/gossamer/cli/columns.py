@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gossamer.cli.output import Row, dig, format_age, format_labels
+from gossamer.cli.output import Row, dig, format_age, format_labels, list_items
 
 Doc = dict[str, Any]
 # (header, value of one document, shown only in wide output)
@@ -153,7 +153,7 @@ def proxies_table(listing: Doc, now: datetime) -> tuple[list[str], list[Row]]:
     latest = dig(listing, "latest")
     headers = ["ID", "SERVICE", "ACKED", "LATEST", "IN-SYNC", "CONNECTED", "LAST-SEEN"]
     rows = []
-    for p in dig(listing, "items", default=[]) or []:
+    for p in list_items(listing):
         acked = dig(p, "ackedVersion")
         in_sync = isinstance(acked, int) and isinstance(latest, int) and acked >= latest
         rows.append(

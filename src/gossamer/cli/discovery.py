@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gossamer.cli.output import OutputFormat
+from gossamer.cli.output import OutputFormat, list_items
 from gossamer.cli.remote import (
     ControlOption,
     NamespaceOption,
@@ -36,20 +36,16 @@ def _show(
         render_table(*table, sys.stdout)
 
 
-def _items(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for i in answer.get("items") or [] if isinstance(i, dict)]
-
-
 def services(output: OutputOption = OutputFormat.table, control: ControlOption = None) -> None:
     """Every service the mesh knows, with healthy/total instance counts."""
     from gossamer.cli.columns import services_table
 
     with control_client(control) as client:
         answer = client.services()
-    if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
+    if not list_items(answer) and output in (OutputFormat.table, OutputFormat.wide):
         note("No services known to the mesh.")
         return
-    _show(answer, output, services_table(_items(answer)))
+    _show(answer, output, services_table(list_items(answer)))
 
 
 def endpoints(
@@ -65,13 +61,14 @@ def endpoints(
     if "/" in service:
         namespace, _, service = service.partition("/")
     labels = selector_arg(selector)
-    with control_client(control) as client:
+    hint = "list known services with `gossamer services`"
+    with control_client(control, not_found_hint=hint) as client:
         answer = client.endpoints(namespace, service, labels)
-    if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
+    if not list_items(answer) and output in (OutputFormat.table, OutputFormat.wide):
         matching = f" matching {labels}" if labels else ""
         note(f"No healthy endpoints for {namespace}/{service}{matching}.")
         return
-    _show(answer, output, endpoints_table(_items(answer)))
+    _show(answer, output, endpoints_table(list_items(answer)))
 
 
 def proxies(output: OutputOption = OutputFormat.table, control: ControlOption = None) -> None:
@@ -80,7 +77,7 @@ def proxies(output: OutputOption = OutputFormat.table, control: ControlOption = 
 
     with control_client(control) as client:
         answer = client.proxies()
-    if not _items(answer) and output in (OutputFormat.table, OutputFormat.wide):
+    if not list_items(answer) and output in (OutputFormat.table, OutputFormat.wide):
         note(f"No proxies connected (latest version {answer.get('latest', '-')}).")
         return
     _show(answer, output, proxies_table(answer, datetime.now(UTC)))

@@ -35,6 +35,12 @@ def dig(doc: Any, *path: str | int, default: Any = None) -> Any:
     return doc
 
 
+def list_items(listing: Any) -> list[dict[str, Any]]:
+    """The object items of a List answer; anything else in it is skipped, never fatal."""
+    items = dig(listing, "items", default=[])
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
 def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None

@@ -70,7 +70,9 @@ def describe_api_error(exc: ApiError) -> list[str]:
 
 
 @contextmanager
-def control_client(control: str | None, timeout: float = 10.0) -> Iterator[ControlClient]:
+def control_client(
+    control: str | None, timeout: float = 10.0, not_found_hint: str | None = None
+) -> Iterator[ControlClient]:
     """A client for the chosen control plane; API and connection errors become exit codes."""
     from gossamer.client import ApiError, ControlClient, ControlUnreachable
 
@@ -85,4 +87,7 @@ def control_client(control: str | None, timeout: float = 10.0) -> Iterator[Contr
     except ControlUnreachable as exc:
         fail(str(exc), code=EXIT_UNREACHABLE)
     except ApiError as exc:
-        fail(exc.message + f" ({exc.reason})", describe_api_error(exc))
+        details = describe_api_error(exc)
+        if exc.status == 404 and not_found_hint:
+            details.append(not_found_hint)
+        fail(exc.message + f" ({exc.reason})", details)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gossamer.cli.output import OutputFormat, resource_ref
+from gossamer.cli.output import OutputFormat, list_items, resource_ref
 from gossamer.cli.remote import (
     ControlOption,
     NamespaceOption,
@@ -139,14 +139,15 @@ def get(
     labels = selector_arg(selector)
     if name is not None and (all_namespaces or labels):
         raise typer.BadParameter("a NAME cannot be combined with -A or -l")
-    with control_client(control) as client:
+    hint = f"list what exists with `gossamer get {info.plural} -n {namespace}` (or -A)"
+    with control_client(control, not_found_hint=hint) as client:
         if name is not None:
             doc = client.get(info.plural, namespace, name)
             items: list[dict[str, Any]] = [doc]
             listing: dict[str, Any] = doc
         else:
             listing = client.list(info.plural, None if all_namespaces else namespace, labels)
-            items = [i for i in listing.get("items") or [] if isinstance(i, dict)]
+            items = list_items(listing)
     if output is OutputFormat.json:
         typer.echo(to_json(listing), nl=False)
     elif output is OutputFormat.yaml:
@@ -201,7 +202,8 @@ def delete(
     elif kind and names:
         info = kind_arg(kind)
         references = [(info.kind, namespace, n) for n in names]
-        with control_client(control) as client:
+        hint = f"list what exists with `gossamer get {info.plural} -n {namespace}`"
+        with control_client(control, not_found_hint=hint) as client:
             if len(names) == 1:
                 client.delete(info.plural, namespace, names[0])
             else:

@@ -163,3 +163,19 @@ def test_table_to_a_pipe_is_not_wrapped_or_truncated() -> None:
     assert len(lines) == 3
     assert lines[0].split() == ["NAME", "BACKENDS"]
     assert lines[1].split() == ["reviews", long_backends]
+
+
+@pytest.mark.parametrize(
+    ("answer", "items"),
+    [
+        ({"items": [{"a": 1}, 2, None]}, [{"a": 1}]),
+        ({"items": 7}, []),
+        ({"items": {"a": 1}}, []),
+        ({}, []),
+        ([], []),
+    ],
+)
+def test_list_items_skips_what_is_not_an_object(answer: object, items: list[object]) -> None:
+    from gossamer.cli.output import list_items
+
+    assert list_items(answer) == items

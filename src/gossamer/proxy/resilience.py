@@ -184,8 +184,10 @@ class OutlierDetector:
                     state.ejections -= 1
                     state.calm_since = now
             return False
+        if state.ejected_until > now:
+            return False  # stragglers in flight when it was ejected say nothing new
         state.failures += 1
-        if state.failures < self.consecutive or state.ejected_until > now:
+        if state.failures < self.consecutive:
             return False
         if not self._may_eject(now):
             return False

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from gossamer.proxy.balance import hash64
+
 try:  # RE2: linear-time matching, no runaway patterns from config.
     import re2 as regex_engine
 
@@ -99,8 +101,6 @@ class BackendRef:
         self.labels_key = tuple(sorted(labels.items()))
         self.weight = weight
         # Rendezvous seed from identity, so adding or removing a sibling moves no one else.
-        from gossamer.proxy.balance import hash64
-
         self.seed = hash64(repr((service, self.labels_key)).encode())
         self.backend: Backend | None = None
 
@@ -503,6 +503,4 @@ def _mix64(x: int) -> int:
 
 def point_for_key(key: bytes) -> float:
     """A stable point in [0, 1) for a sticky key (e.g. a user id header)."""
-    from gossamer.proxy.balance import hash64
-
     return hash64(key) / 18446744073709551616.0

@@ -143,6 +143,17 @@ def test_ejects_after_consecutive_failures_for_base_time() -> None:
     assert not detector.is_ejected(eps[0], 30.0)
 
 
+def test_failures_while_ejected_do_not_count() -> None:
+    eps = [Ep() for _ in range(4)]
+    detector = OutlierDetector(3, 30.0, 50, endpoints=eps)
+    assert fail(detector, eps[0], 0.0, 3)
+    assert not fail(detector, eps[0], 1.0, 10)  # in-flight stragglers
+    assert eps[0].outlier.ejected_until == 30.0
+    assert not fail(detector, eps[0], 31.0, 2)  # back: a fresh count
+    assert fail(detector, eps[0], 31.0, 1)
+    assert eps[0].outlier.ejected_until == 31.0 + 60.0
+
+
 def test_success_resets_the_consecutive_count() -> None:
     eps = [Ep() for _ in range(4)]
     detector = OutlierDetector(3, 30.0, 50, endpoints=eps)

@@ -61,6 +61,7 @@ class Exchange:
         "finished",
         "framing",
         "head",
+        "interim",
         "key",
         "pool",
         "request_done",
@@ -102,6 +103,7 @@ class Exchange:
         self.trailers: Headers | None = None
         self.response_started = False
         self.framing = FRAMING_NONE
+        self.interim = False
         self.closing = not head.keep_alive
         self.finished = False
         self.tunnel = False
@@ -275,6 +277,7 @@ class Exchange:
         if status < 200 and status != 101:
             if self.head.version == b"1.1":  # interim responses are relayed as they are
                 self.client.write(serialize_response(head, FRAMING_NONE, False))
+            self.interim = True
             return
         if status >= 500 and not self.response_started and self._rewind():
             conn = self.upstream
@@ -318,6 +321,9 @@ class Exchange:
             self.client.write(data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
+        if self.interim:
+            self.interim = False  # the end of a 1xx; the final response follows
+            return
         if self.finished:
             return
         if self.framing == FRAMING_CHUNKED:

@@ -145,11 +145,13 @@ def serialize_request(
 def serialize_response(head: ResponseHead, framing: int, close: bool, extra: bytes = b"") -> bytes:
     """The response head for the client. `framing` is one of the FRAMING_* constants."""
     tokens = head.connection_tokens
+    # HEAD and 304 responses keep the length of the body they describe.
+    keep_length = framing == FRAMING_NONE and head.status >= 200 and head.status != 204
     parts = [b"HTTP/1.1 %d " % head.status, head.reason, b"\r\n"]
     for name, value in head.headers:
         if name in HOP_BY_HOP or name in tokens:
             continue
-        if name == b"content-length" and framing != FRAMING_LENGTH:
+        if name == b"content-length" and framing != FRAMING_LENGTH and not keep_length:
             continue
         parts += (name, b": ", value, b"\r\n")
     if framing == FRAMING_CHUNKED:

@@ -18,6 +18,7 @@ from gossamer.proxy.http.reader import MAX_HEADER_BYTES, MAX_HEADERS, FramingErr
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.telemetry.stats import Stats
 
+LINGER_SECONDS = 2.0
 _PAUSE_BACKLOG = 1
 _PAUSE_BUFFER = 2
 _PAUSE_UPSTREAM = 4
@@ -116,6 +117,7 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0  # 0: no deadline
         self.deadline_is_header = False
         self.timer: asyncio.TimerHandle | None = None
+        self.lingering = False
         self.identity: Any = None  # set by TLS listeners from the peer certificate
 
     # asyncio.Protocol -----------------------------------------------------------------------
@@ -130,6 +132,8 @@ class ClientConnection(asyncio.Protocol):
         self._set_deadline(self.config.idle_timeout, header=False)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # discarded: the answer is sent, the framing is lost
         if self.tunnel:
             if self.exchange is not None:
                 self.exchange.client_tunnel_data(data)
@@ -147,6 +151,8 @@ class ClientConnection(asyncio.Protocol):
                 self.exchange.client_tunnel_data(data[offset:])
 
     def eof_received(self) -> bool | None:
+        if self.lingering:
+            return None
         # Half-close from the client: finish the in-flight response, then close.
         if self.exchange is not None and not self.tunnel:
             self.draining = True
@@ -247,7 +253,22 @@ class ClientConnection(asyncio.Protocol):
             return
         self.listener.stats.request_done(self.listener.direction, status, reason)
         self.write(errors.error_response(status, reason, close=True))
-        self.close_after_write()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Half-close and drain what the client is still sending for a moment, so the
+        kernel does not answer its unread bytes with a reset that destroys our response."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if not transport.can_write_eof():
+            self.close_after_write()
+            return
+        self.lingering = True
+        self.paused = 0
+        transport.resume_reading()
+        transport.write_eof()
+        self._set_deadline(LINGER_SECONDS, header=False)
 
     def start_tunnel(self) -> None:
         self.tunnel = True
@@ -317,9 +338,14 @@ class ClientConnection(asyncio.Protocol):
         if now < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self._on_timer)
             return
+        if self.lingering:
+            self.abort()
+            return
         if self.exchange is not None or self.backlog:
             return  # the exchange has its own deadline
         if self.reader.in_message:
             self.listener.stats.request_done(self.listener.direction, 408, errors.REQUEST_TIMEOUT)
             self.write(errors.error_response(408, errors.REQUEST_TIMEOUT, close=True))
+            self._linger()
+            return
         self.close_after_write()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # Reasons by status, for error bodies that are not the protocol's (e.g. a proxy in between).
@@ -27,8 +28,8 @@ class ApiError(Exception):
     status: int
     reason: str
     message: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    field: str | None = None
+    errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    field: str | None = None  # the first error's field, when there is one
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.status}): {self.message}"

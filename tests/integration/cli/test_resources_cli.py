@@ -101,6 +101,7 @@ def test_apply_get_delete_round_trip(cli: Cli, tmp_path: Path) -> None:
     gone = cli("get", "route", "reviews")
     assert gone.code == 1
     assert gone.err.startswith("error: ") and "reviews" in gone.err
+    assert "gossamer get httproutes -n default" in gone.err
 
     by_file = cli("delete", "-f", str(mesh))
     assert by_file.code == 1, "the route is already gone: all or nothing"
@@ -201,6 +202,8 @@ def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert cli("get", "svc", "-l", "novalue").code == 2
     assert cli("get", "svc", "-o", "xml").code == 2
     assert cli("apply", "-f", "-", "--wait", "--timeout", "soon", stdin=MESH).code == 2
+    bad_url = cli("services", "--control", "localhost:15010", control=False)
+    assert bad_url.code == 2 and "http://" in bad_url.err
 
 
 def test_unreachable_control_plane_exits_3_and_says_what_to_do(

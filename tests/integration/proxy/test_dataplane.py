@@ -1,0 +1,296 @@
+"""The DataPlane end to end: outbound routing on a real snapshot, inbound, drain."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from test_framing_kit import Upstream, connect, keepalive_ok, ok_response, read_request
+
+from gossamer.proxy.dataplane import DataPlane
+from gossamer.proxy.snapshot import Snapshot
+
+RID = b"x-request-id: r1\r\n"
+
+
+def entry(
+    name: str, ports: list[int], routes: list[Any] | None = None, **policy: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": "default",
+        "exists": True,
+        "protocol": "HTTP",
+        "endpoints": [
+            {
+                "id": f"{name}-{i}",
+                "address": "127.0.0.1",
+                "port": port,
+                "labels": {"version": f"v{i + 1}"},
+            }
+            for i, port in enumerate(ports)
+        ],
+        "routes": routes or [],
+        "policy": policy,
+    }
+
+
+def route(
+    backends: list[dict[str, Any]],
+    match: dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "route": "default/r",
+        "rule": 0,
+        "match": match or {"path": {"type": "PathPrefix", "value": "/"}},
+        "backends": backends,
+        "filters": [],
+        "timeouts": {"request": None, "backendRequest": None},
+        "retry": retry,
+    }
+
+
+def install(plane: DataPlane, services: dict[str, Any], policy: str = "ALLOW_ANY") -> None:
+    plane.holder.update(
+        Snapshot.from_wire(
+            {
+                "type": "snapshot",
+                "protocol": 1,
+                "version": 1,
+                "mesh": {"outboundTrafficPolicy": policy},
+                "services": services,
+            }
+        )
+    )
+
+
+def reason(response: bytes) -> bytes:
+    for line in response.split(b"\r\n"):
+        if line.startswith(b"x-gossamer-reason: "):
+            return line.split(b": ", 1)[1]
+    return b""
+
+
+async def get(port: int, request: bytes) -> bytes:
+    client = await connect(port)
+    await client.send(request)
+    response = await client.read_response()
+    client.close()
+    return response
+
+
+async def test_outbound_proxy_form_and_host_header_reach_the_service(dataplane, upstreams):
+    upstream = await upstreams(keepalive_ok)
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port])})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    assert (await get(port, b"GET http://reviews/a HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(
+        b"/a"
+    )
+    assert (await get(port, b"GET /b HTTP/1.1\r\nHost: reviews.default:80\r\n\r\n")).endswith(b"/b")
+    assert upstream.accepted == 1  # pooled across client connections
+
+
+async def test_routes_pick_the_subset_and_unmatched_is_no_route(dataplane, upstreams):
+    v1 = await upstreams(keepalive_ok)
+
+    async def v2_handler(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(ok_response(b"v2"))
+
+    v2 = await upstreams(v2_handler)
+    rules = [
+        route(
+            [{"service": "default/reviews", "labels": {"version": "v2"}, "weight": 1}],
+            match={
+                "path": {"type": "PathPrefix", "value": "/api"},
+                "headers": [{"type": "Exact", "name": "x-user", "value": "42"}],
+            },
+        )
+    ]
+    install(dataplane, {"default/reviews": entry("reviews", [v1.port, v2.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    response = await get(port, b"GET /api/x HTTP/1.1\r\nHost: reviews\r\nx-user: 42\r\n\r\n")
+    assert response.endswith(b"\r\n\r\nv2")
+    response = await get(port, b"GET /api/x HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 404 ") and reason(response) == b"no_route"
+    assert v1.accepted == 0
+
+
+async def test_retry_on_503_within_route_policy(dataplane, upstreams):
+    calls = 0
+
+    async def flaky(reader, writer):
+        nonlocal calls
+        while True:
+            await read_request(reader)
+            calls += 1
+            if calls == 1:
+                writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy")
+            else:
+                writer.write(ok_response(b"second"))
+
+    upstream = await upstreams(flaky)
+    rules = [
+        route(
+            [{"service": "default/reviews", "labels": {}, "weight": 1}],
+            retry={"attempts": 3, "backoff": 0.001, "codes": [503]},
+        )
+    ]
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    response = await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.endswith(b"second")
+    assert dataplane.stats.retries == 1 and calls == 2
+
+
+async def test_post_not_retried_on_503(dataplane, upstreams):
+    async def always_busy(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy")
+
+    upstream = await upstreams(always_busy)
+    rules = [
+        route(
+            [{"service": "default/reviews", "labels": {}, "weight": 1}],
+            retry={"attempts": 3, "backoff": 0.001, "codes": [503]},
+        )
+    ]
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    response = await get(port, b"POST / HTTP/1.1\r\nHost: reviews\r\ncontent-length: 1\r\n\r\nx")
+    assert response.endswith(b"busy") and dataplane.stats.retries == 0
+
+
+async def test_connect_failure_after_retries_is_503(dataplane, upstreams):
+    dead = await upstreams(keepalive_ok)
+    dead.close()
+    assert dead.server is not None
+    await dead.server.wait_closed()
+    install(dataplane, {"default/reviews": entry("reviews", [dead.port])})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    response = await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 503 ") and reason(response) == b"connect_failure"
+    assert dataplane.stats.retries == 1  # the default: one retry of a proven-unsent attempt
+
+
+async def test_overflow_when_max_requests_reached(dataplane, upstreams):
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def slow(reader, writer):
+        await read_request(reader)
+        arrived.set()
+        await release.wait()
+        writer.write(ok_response())
+
+    upstream = await upstreams(slow)
+    limits = {"maxConnections": 10, "maxPendingRequests": 10, "maxRequests": 1}
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], limits=limits)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    first = await connect(port)
+    await first.send(b"GET /1 HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    await asyncio.wait_for(arrived.wait(), 5)
+    response = await get(port, b"GET /2 HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 503 ") and reason(response) == b"overflow"
+    release.set()
+    assert (await first.read_response()).endswith(b"ok")
+
+
+async def test_egress_allow_any_passes_and_registry_only_refuses(dataplane, upstreams):
+    outside = await upstreams(keepalive_ok)
+    install(dataplane, {}, policy="ALLOW_ANY")
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    request = b"GET http://127.0.0.1:%d/out HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (
+        outside.port,
+        outside.port,
+    )
+    assert (await get(port, request)).endswith(b"/out")
+    install(dataplane, {}, policy="REGISTRY_ONLY")
+    response = await get(port, request)
+    assert response.startswith(b"HTTP/1.1 403 ") and reason(response) == b"egress_refused"
+
+
+async def test_on_demand_discovery_then_unknown_service(dataplane, upstreams):
+    upstream = await upstreams(keepalive_ok)
+    install(dataplane, {})
+    asked: list[str] = []
+
+    async def discover(key: str) -> None:
+        asked.append(key)
+        current = dataplane.holder.current
+        assert current is not None
+        known = key == "default/ratings"
+        wire = (
+            entry("ratings", [upstream.port])
+            if known
+            else {
+                "name": key.split("/")[1],
+                "namespace": key.split("/")[0],
+                "exists": False,
+                "endpoints": [],
+                "routes": [],
+            }
+        )
+        dataplane.holder.update(
+            current.apply(
+                {
+                    "type": "delta",
+                    "protocol": 1,
+                    "version": current.version + 1,
+                    "services": {key: wire},
+                }
+            )
+        )
+
+    dataplane.holder.on_discover = discover
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    assert (await get(port, b"GET /r HTTP/1.1\r\nHost: ratings\r\n\r\n")).endswith(b"/r")
+    response = await get(port, b"GET / HTTP/1.1\r\nHost: nothere.default\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 404 ") and reason(response) == b"unknown_service"
+    assert asked == ["default/ratings", "default/nothere"]
+
+
+async def test_upstream_listener_always_means_its_service(dataplane, upstreams):
+    upstream = await upstreams(keepalive_ok)
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port])})
+    port = await dataplane.start_upstream("default/reviews", "127.0.0.1", 0)
+    assert (await get(port, b"GET /fixed HTTP/1.1\r\nHost: localhost:1234\r\n\r\n")).endswith(
+        b"/fixed"
+    )
+
+
+async def test_outbound_through_inbound_pair(dataplane, upstreams):
+    app = await upstreams(keepalive_ok)
+    inbound = await dataplane.start_inbound("127.0.0.1", 0, "127.0.0.1", app.port)
+    install(dataplane, {"default/reviews": entry("reviews", [inbound])})
+    outbound = await dataplane.start_outbound("127.0.0.1", 0)
+    assert (await get(outbound, b"GET /pair HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"/pair")
+
+
+async def test_drain_finishes_in_flight_and_closes_idle(dataplane, upstreams):
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def slow(reader, writer):
+        while True:
+            await read_request(reader)
+            arrived.set()
+            await release.wait()
+            writer.write(ok_response(b"done"))
+
+    port = await dataplane.start_inbound("127.0.0.1", 0, "127.0.0.1", (await upstreams(slow)).port)
+    idle = await connect(port)
+    busy = await connect(port)
+    await busy.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await asyncio.wait_for(arrived.wait(), 5)
+    async with asyncio.TaskGroup() as tg:
+        draining = tg.create_task(dataplane.drain(5.0))
+        assert await idle.read_until_close() == b""  # idle keep-alive closed at once
+        release.set()
+        assert await busy.read_until_close() == (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone"
+        )
+    assert draining.done()

@@ -62,7 +62,15 @@ class RetryBudget:
     The window is kept in ten buckets so old traffic ages out smoothly.
     """
 
-    __slots__ = ("_bucket_width", "_buckets", "_slots", "interval", "min_per_second", "ratio")
+    __slots__ = (
+        "_bucket_width",
+        "_numbers",
+        "_requests",
+        "_retries",
+        "interval",
+        "min_per_second",
+        "ratio",
+    )
 
     _SLOTS = 10
 
@@ -74,30 +82,33 @@ class RetryBudget:
         self.ratio = percent / 100.0
         self.min_per_second = min_per_second
         self.interval = interval
-        self._slots = self._SLOTS
-        self._bucket_width = interval / self._slots
-        # Each bucket: [bucket number, requests, retries]
-        self._buckets = [[-1, 0, 0] for _ in range(self._slots)]
+        self._bucket_width = interval / self._SLOTS
+        # Ring of buckets: which bucket number each slot holds, and its counts.
+        self._numbers = [-1] * self._SLOTS
+        self._requests = [0] * self._SLOTS
+        self._retries = [0] * self._SLOTS
 
-    def _bucket(self, now: float) -> list[int]:
+    def _slot(self, now: float) -> int:
         number = math.floor(now / self._bucket_width)
-        bucket = self._buckets[number % self._slots]
-        if bucket[0] != number:
-            bucket[0], bucket[1], bucket[2] = number, 0, 0
-        return bucket
+        slot = number % self._SLOTS
+        if self._numbers[slot] != number:
+            self._numbers[slot] = number
+            self._requests[slot] = 0
+            self._retries[slot] = 0
+        return slot
 
     def _totals(self, now: float) -> tuple[int, int]:
-        oldest = math.floor(now / self._bucket_width) - self._slots + 1
+        oldest = math.floor(now / self._bucket_width) - self._SLOTS + 1
         requests = retries = 0
-        for number, req, ret in self._buckets:
+        for slot, number in enumerate(self._numbers):
             if number >= oldest:
-                requests += req
-                retries += ret
+                requests += self._requests[slot]
+                retries += self._retries[slot]
         return requests, retries
 
     def record_request(self, now: float) -> None:
         """Count an original request (not a retry): it deposits into the budget."""
-        self._bucket(now)[1] += 1
+        self._requests[self._slot(now)] += 1
 
     def try_withdraw(self, now: float) -> bool:
         """Take one retry from the budget; False when the budget is spent."""
@@ -105,7 +116,7 @@ class RetryBudget:
         allowed = self.ratio * requests + self.min_per_second * self.interval
         if retries + 1 > allowed:
             return False
-        self._bucket(now)[2] += 1
+        self._retries[self._slot(now)] += 1
         return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -100,8 +101,7 @@ class BackendRef:
         self.labels = labels
         self.labels_key = tuple(sorted(labels.items()))
         self.weight = weight
-        # Rendezvous seed from identity, so adding or removing a sibling moves no one else.
-        self.seed = hash64(repr((service, self.labels_key)).encode())
+        self.seed = 0  # rendezvous seed; set by Route.linked when three or more share a rule
         self.backend: Backend | None = None
 
     def __repr__(self) -> str:
@@ -194,6 +194,10 @@ class Route:
         live = sorted(
             (b for b in backends if b.weight > 0), key=lambda b: (b.service, b.labels_key)
         )
+        if len(live) >= 3:
+            # Seeded by identity, so adding or removing a sibling moves no one else's points.
+            for b in live:
+                b.seed = hash64(repr((b.service, b.labels_key)).encode())
         total = sum(b.weight for b in live)
         running = 0
         cumulative = []
@@ -397,11 +401,17 @@ def _opt_seconds(value: Any, field: str) -> float | None:
 
 
 def _labels(value: Any, field: str) -> dict[str, str]:
+    """Checked labels; equal label sets share one (read-only) dict to keep memory small."""
     labels = _mapping(value, field)
     for key, item in labels.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise ValueError(f"{field}: labels must map strings to strings, got {key!r}: {item!r}")
-    return dict(labels)
+    return _shared_labels(tuple(sorted(labels.items())))
+
+
+@lru_cache(maxsize=4096)
+def _shared_labels(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(items)
 
 
 def _service_key(value: Any, field: str) -> str:

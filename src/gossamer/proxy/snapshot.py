@@ -146,7 +146,6 @@ class ServiceView:
         "protocol",
         "retry_budget",
         "routes",
-        "unlinked_routes",
     )
 
     key: str
@@ -159,7 +158,6 @@ class ServiceView:
     outlier: OutlierDetector
     limits: Limits
     retry_budget: RetryBudget
-    unlinked_routes: tuple[Route, ...]
     routes: tuple[Route, ...]
     header_names: frozenset[bytes]
     needs_query: bool
@@ -258,7 +256,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
         compile_route(r, f"{field}.routes[{i}]")
         for i, r in enumerate(_list(_or(entry.get("routes"), []), f"{field}.routes"))
     )
-    view.unlinked_routes = routes
+    view.routes = routes  # not linked yet: _link resolves their backends
     view.header_names = frozenset(name for r in routes for name, _, _ in r.headers)
     view.needs_query = any(r.query for r in routes)
     depends = {key}
@@ -272,7 +270,7 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
 
 def _link(view: ServiceView, services: Mapping[str, ServiceView]) -> ServiceView:
     """Resolve the view's backends against ``services``; a fresh object if already linked."""
-    if hasattr(view, "routes"):
+    if hasattr(view, "default_backend"):
         linked = ServiceView()
         for slot in ServiceView.__slots__:
             setattr(linked, slot, getattr(view, slot))
@@ -291,7 +289,7 @@ def _link(view: ServiceView, services: Mapping[str, ServiceView]) -> ServiceView
         return backend
 
     view.default_backend = resolve(view.key, {})
-    view.routes = tuple(r.linked(resolve) for r in view.unlinked_routes)
+    view.routes = tuple(r.linked(resolve) for r in view.routes)
     view._backends = table
     return view
 

@@ -57,6 +57,7 @@ class Demo:
     data_dir: Path
     control_port: int
     rps: float = 5.0
+    up: bool = False
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -100,13 +101,13 @@ class Demo:
             "control",
             gossamer_cmd(
                 "control",
+                "--listen",
+                f"127.0.0.1:{self.control_port}",
                 "--data-dir",
                 str(self.data_dir / "control"),
-                "--port",
-                str(self.control_port),
             ),
         )
-        await self.wait_ready(child, b"gossamer-control ready")
+        await self.wait_ready(child, b"gossamer control plane listening on")
 
     def apply_mesh(self) -> None:
         from gossamer.client.control import ControlClient
@@ -193,6 +194,7 @@ Load: about {demo.rps:g} requests/s on the frontend. Ctrl-C stops everything.
 
 async def _until_stopped(demo: Demo, stop: asyncio.Event) -> None:
     frontend = await demo.start()
+    demo.up = True
     mesh_file = demo.data_dir / "mesh.yaml"
     mesh_file.write_text(mesh_yaml())
     print(banner(demo, frontend, mesh_file), flush=True)
@@ -209,6 +211,14 @@ async def _until_stopped(demo: Demo, stop: asyncio.Event) -> None:
     print(f"\nstopping… {load.summary()}", flush=True)
 
 
+async def _cancel_if_stopped_early(
+    demo: Demo, stop: asyncio.Event, main: asyncio.Task[None]
+) -> None:
+    await stop.wait()
+    if not demo.up:
+        main.cancel()
+
+
 async def run_demo(data_dir: Path | None = None, rps: float = 5.0) -> int:
     temporary = data_dir is None
     base = Path(tempfile.mkdtemp(prefix="gossamer-demo-")) if data_dir is None else data_dir
@@ -222,12 +232,9 @@ async def run_demo(data_dir: Path | None = None, rps: float = 5.0) -> int:
     try:
         async with asyncio.TaskGroup() as tg:
             main = tg.create_task(_until_stopped(demo, stop))
-            stopped = tg.create_task(stop.wait())
-            await asyncio.wait([main, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if not main.done():  # Ctrl-C while starting up
-                main.cancel()
-                code = 130
-            stopped.cancel()
+            tg.create_task(_cancel_if_stopped_early(demo, stop, main))
+        if main.cancelled():  # Ctrl-C while starting up
+            code = 130
     except* Exception as group:
         for exc in group.exceptions:
             print(f"demo failed: {exc}", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -209,8 +210,9 @@ class Sidecar:
 
 
 def run_sidecar(cfg: ProxyConfig, with_app: bool) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+    # GOSSAMER_PROXY_LOOP=asyncio runs on the stdlib loop (for asyncio's debug mode).
+    if os.environ.get("GOSSAMER_PROXY_LOOP") == "asyncio":
         return asyncio.run(Sidecar(cfg, with_app).run())
+    import uvloop
+
     return uvloop.run(Sidecar(cfg, with_app).run())

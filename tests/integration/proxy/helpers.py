@@ -23,21 +23,7 @@ import httptools
 
 GOSSAMER = [sys.executable, "-m", "gossamer.cli.main"]
 READY_TIMEOUT = 30.0
-
-# Until `gossamer control` prints a ready line of its own, tests start the server directly.
-_CONTROL_SCRIPT = """
-import asyncio, sys
-from gossamer.control.server import ControlServer, running
-from gossamer.store.sqlite import SQLiteStore
-
-async def main(path, port):
-    store = SQLiteStore(path)
-    async with running(ControlServer(store, port=port)) as server:
-        print(f"gossamer-control ready port={server.port}", flush=True)
-        await asyncio.Event().wait()
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-"""
+CONTROL_READY = b"gossamer control plane listening on"
 
 
 @dataclass
@@ -66,7 +52,10 @@ class Proc:
                         break
         except TimeoutError:
             raise AssertionError(f"{self.name} not ready in {limit}s:\n{self.log()}") from None
-        self.ready = dict(p.split("=", 1) for p in line.decode().split() if "=" in p)
+        text = line.decode()
+        self.ready = dict(p.split("=", 1) for p in text.split() if "=" in p)
+        if marker == CONTROL_READY:  # "... listening on http://127.0.0.1:PORT (data: ...)"
+            self.ready["port"] = text.split("http://", 1)[1].split()[0].rsplit(":", 1)[1]
         return self.ready
 
     def log(self) -> str:
@@ -123,9 +112,10 @@ class Procs:
         return p
 
     async def control(self, port: int = 0, name: str = "control") -> Proc:
-        db = self.tmp / "control.db"
-        p = await self.spawn(name, [sys.executable, "-c", _CONTROL_SCRIPT, str(db), str(port)])
-        await p.wait_ready(b"gossamer-control ready")
+        argv = [*GOSSAMER, "control", "--listen", f"127.0.0.1:{port}",
+                "--data-dir", str(self.tmp / "control")]  # fmt: skip
+        p = await self.spawn(name, argv)
+        await p.wait_ready(CONTROL_READY)
         return p
 
     async def instance(
@@ -200,7 +190,7 @@ async def http_get(
             if not data:
                 raise ConnectionError("connection closed mid-response")
             parser.feed_data(data)
-        if not parser.should_keep_alive():
+        if resp.headers.get(b"connection", b"").lower() == b"close":
             writer.close()
             conn = None
         return parser.get_status_code(), resp.headers, bytes(resp.body), conn
@@ -217,32 +207,37 @@ class Load:
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     by_instance: Counter[str] = field(default_factory=Counter)
-    failure_times: list[float] = field(default_factory=list)
+    failure_times: list[tuple[float, float]] = field(default_factory=list)  # (sent, failed)
+    connections: int = 0  # opened by the workers; more than `workers` means one was dropped
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _worker(self) -> None:
         conn = None
         while not self._stop.is_set():
+            sent = time.monotonic()
             try:
+                if conn is None:
+                    conn = await asyncio.open_connection("127.0.0.1", self.port)
+                    self.connections += 1
                 status, headers, body, conn = await http_get(self.port, self.host, self.path, conn)
             except (OSError, TimeoutError, ConnectionError, httptools.HttpParserError) as exc:
                 conn = None
-                self._fail(f"{type(exc).__name__}: {exc}")
+                self._fail(sent, f"{type(exc).__name__}: {exc}")
                 continue
             if status == 200:
                 self.ok += 1
                 self.by_instance[json.loads(body)["instance"]] += 1
             else:
                 reason = headers.get(b"x-gossamer-reason", b"").decode()
-                self._fail(f"{status} {reason}")
+                self._fail(sent, f"{status} {reason}")
             self._progress.set()
         if conn is not None:
             conn[1].close()
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, sent: float, what: str) -> None:
         self.failures.append(what)
-        self.failure_times.append(time.monotonic())
+        self.failure_times.append((sent, time.monotonic()))
         self._progress.set()
 
     async def run(self) -> None:

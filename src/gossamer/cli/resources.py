@@ -101,10 +101,10 @@ def apply(
                 [d.raw for d in documents], dry_run=dry_run, wait_seconds=wait_seconds
             )
         except ApiError as exc:
-            fail(
-                f"{exc.message} ({exc.reason}); nothing was applied",
-                locate_errors(exc.errors, documents),
-            )
+            details = locate_errors(exc.errors, documents)
+            if exc.status == 409:
+                details.append("another write changed these resources meanwhile: apply again")
+            fail(f"{exc.message} ({exc.reason}); nothing was applied", details)
     for line in apply_lines(answer.get("results") or [], dry_run):
         typer.echo(line)
     for warning in answer.get("warnings") or []:

@@ -329,3 +329,18 @@ def test_full_matcher_agrees_with_the_public_re2_api(pattern: str, text: str | b
     data = text if isinstance(text, bytes) else text.encode("utf-8")
     expected = re2.compile(pattern.encode()).fullmatch(data) is not None
     assert FullMatcher(pattern, "f").fullmatch(data) is expected
+
+
+segment = st.text(alphabet="ab", min_size=1, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(segment, max_size=3), st.lists(segment, max_size=4), st.booleans())
+def test_path_prefix_matches_whole_segments(
+    prefix_parts: list[str], path_parts: list[str], trailing: bool
+) -> None:
+    prefix = "/" + "/".join(prefix_parts)
+    path = "/" + "/".join(path_parts) + ("/" if trailing and path_parts else "")
+    view = view_with(route({"type": "PathPrefix", "value": prefix}))
+    expected = path_parts[: len(prefix_parts)] == prefix_parts
+    assert (matches(view, path) is not None) is expected

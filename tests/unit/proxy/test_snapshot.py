@@ -451,3 +451,66 @@ def test_garbage_anywhere_is_a_value_error_or_a_valid_snapshot(garbage: Any, whe
     from gossamer.proxy.routing import match_route
 
     match_route(view, "GET", "/", "a=b", [(b"x", b"y")])
+
+
+def test_mirrors_resolve_and_follow_their_target() -> None:
+    mirrored = to("default/reviews")
+    mirrored["filters"] = [
+        {"type": "RequestMirror", "requestMirror": {"service": "default/shadow", "percent": 25}}
+    ]
+    snap = Snapshot.from_wire(
+        snapshot_msg(
+            reviews=entry("reviews", [ep("r1", 80)]),
+            shadow=entry("shadow", [ep("s1", 81)]),
+            frontend=entry("frontend", [ep("f1", 82)], routes=[mirrored]),
+        )
+    )
+    frontend = snap.lookup("frontend")
+    assert frontend is not None
+    (mirror,) = frontend.routes[0].mirrors
+    assert mirror.percent == 25 and mirror.backend is not None
+    assert [e.id for e in mirror.backend.endpoints] == ["s1"]
+    assert frontend.backend("default/shadow") is mirror.backend
+    later = snap.apply(
+        {
+            "type": "delta",
+            "version": 42,
+            "services": {"default/shadow": entry("shadow", [ep("s2", 83)])},
+        }
+    )
+    frontend2 = later.lookup("frontend")
+    assert frontend2 is not None and frontend2 is not frontend
+    backend = frontend2.routes[0].mirrors[0].backend
+    assert backend is not None and [e.id for e in backend.endpoints] == ["s2"]
+
+
+def test_ejection_survives_a_delta() -> None:
+    snap = base()
+    reviews = snap.lookup("reviews")
+    assert reviews is not None
+    for _ in range(5):
+        reviews.outlier.record(reviews.endpoints[0], 0.0, ok=False)
+    assert reviews.outlier.is_ejected(reviews.endpoints[0], 1.0)
+    new = snap.apply(
+        {
+            "type": "delta",
+            "version": 42,
+            "services": {
+                "default/reviews": entry(
+                    "reviews", [ep("r1", 15006, version="v1"), ep("r2", 15007, version="v3")]
+                )
+            },
+        }
+    )
+    new_reviews = new.lookup("reviews")
+    assert new_reviews is not None
+    picks = {new_reviews.default_backend.balancer.pick(1.0) for _ in range(50)}
+    assert [p.id for p in picks if p is not None] == ["r2"]
+
+
+def test_cookie_hash_policy() -> None:
+    policy = {"lb": {"type": "ConsistentHash", "hashOn": {"cookie": "session"}}}
+    snap = Snapshot.from_wire(snapshot_msg(a=entry("a", [ep("a1", 80)], policy=policy)))
+    view = snap.lookup("a")
+    assert view is not None
+    assert view.policy.lb.hash_cookie == b"session" and view.policy.lb.hash_header is None

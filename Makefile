@@ -15,13 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Peers for the benchmarks (HAProxy, nginx, wrk). Installed with apt when run as root.
+# Debian packages the tests use: benchmark peers (HAProxy, nginx, wrk) and Chromium for the
+# dashboard's browser tests. Installed with apt when run as root.
+DEB_PACKAGES := haproxy nginx-light wrk chromium
 system-deps:
-	@missing=""; for b in haproxy nginx wrk; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	@missing=""; for b in haproxy nginx wrk chromium; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx-light wrk >/dev/null; \
-	  else echo "note: missing$$missing (benchmarks against them are skipped; install as root)"; fi; \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	  else echo "note: missing$$missing (tests that need them are skipped; install as root)"; fi; \
 	fi
 
 lint: install

@@ -208,6 +208,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     by_instance: Counter[str] = field(default_factory=Counter)
     failure_times: list[tuple[float, float]] = field(default_factory=list)  # (sent, failed)
+    answered: list[tuple[float, str]] = field(default_factory=list)  # (sent, instance)
     connections: int = 0  # opened by the workers; more than `workers` means one was dropped
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
@@ -227,7 +228,9 @@ class Load:
                 continue
             if status == 200:
                 self.ok += 1
-                self.by_instance[json.loads(body)["instance"]] += 1
+                instance = json.loads(body)["instance"]
+                self.by_instance[instance] += 1
+                self.answered.append((sent, instance))
             else:
                 reason = headers.get(b"x-gossamer-reason", b"").decode()
                 self._fail(sent, f"{status} {reason}")
@@ -260,5 +263,6 @@ class Load:
         target = self.ok + len(self.failures) + n
         await self.until(lambda s: s.ok + len(s.failures) >= target, limit)
 
-    def snapshot_counts(self) -> Counter[str]:
-        return Counter(self.by_instance)
+    def sent_since(self, t: float) -> Counter[str]:
+        """Which instances answered the requests sent at or after `t`."""
+        return Counter(instance for sent, instance in self.answered if sent >= t)

@@ -15,10 +15,12 @@ from typing import Any
 from gossamer.proxy.admin import AdminServer, Reply, json_reply, text_reply
 from gossamer.proxy.cli import ProxyConfig
 from gossamer.proxy.control_client import ControlClient, Registration
+from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.health import HealthProber, ProbeSpec
 from gossamer.proxy.launcher import App, app_environment, current_environ, exit_code
 from gossamer.proxy.snapshot import Snapshot
 from gossamer.proxy.state import SnapshotHolder
+from gossamer.proxy.telemetry.stats import Stats, render_prometheus
 
 
 def log(message: str) -> None:
@@ -62,9 +64,6 @@ class HolderSink:
 
 class Sidecar:
     def __init__(self, cfg: ProxyConfig, with_app: bool) -> None:
-        from gossamer.proxy.dataplane import DataPlane
-        from gossamer.proxy.telemetry.stats import Stats
-
         self.cfg = cfg
         self.with_app = with_app
         self.holder = SnapshotHolder()
@@ -93,8 +92,6 @@ class Sidecar:
     # admin handlers ----------------------------------------------------------------------------
 
     def _metrics(self) -> Reply:
-        from gossamer.proxy.telemetry.stats import render_prometheus
-
         return 200, "text/plain; version=0.0.4; charset=utf-8", render_prometheus(self.stats)
 
     def is_ready(self) -> bool:
@@ -192,15 +189,24 @@ class Sidecar:
             app_exited = app is not None and not stop.is_set()
             log("app exited; shutting down" if app_exited else "signal received; draining")
             await self.client.deregister()
-            await self.dataplane.drain(self.cfg.drain_grace)
+            # Inbound first: in-flight requests to the app finish while its own outbound
+            # calls still work; then the app stops; then what it had in flight outbound.
+            await self._drain("inbound", self.cfg.drain_grace)
             if app is not None:
                 returncode = await app.stop(self.cfg.app_grace)
                 if app_exited:
                     code = exit_code(returncode)
+            await self._drain("outbound", self.cfg.drain_grace)
             for task in background + waiters:
                 task.cancel()
         await self._close()
         return code
+
+    async def _drain(self, direction: str, grace: float) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for listener in self.dataplane.listeners:
+                if listener.direction == direction:
+                    tg.create_task(listener.drain(grace))
 
     async def _close(self) -> None:
         with contextlib.suppress(Exception):

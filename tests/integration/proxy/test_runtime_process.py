@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import GOSSAMER, Proc, Procs, free_port
+from helpers import GOSSAMER, Proc, Procs, free_port, http_get
 
 FORBIDDEN = ("pydantic", "typer", "rich", "aiohttp", "httpx", "yaml")
 
@@ -170,3 +170,17 @@ async def test_app_dies_with_a_killed_sidecar_and_sigterm_stops_both(procs: Proc
     assert await other.proc.wait() == 0
     await wait_pid_exit(app_pid)  # stopped by its sidecar after the drain
     assert "signal received; draining" in other.log()
+
+
+async def test_on_demand_discovery_through_a_sidecar_that_declared_nothing(procs: Procs) -> None:
+    control = await procs.control()
+    await procs.instance(control.port("port"), "echo", "echo-1")
+    client = await procs.instance(control.port("port"), "client", "client-1")
+    port = client.port("outbound")
+    status, _, body, conn = await http_get(port, "echo", "/first")  # watched on first use
+    assert status == 200 and b'"instance": "echo-1"' in body
+    status, headers, _, _ = await http_get(port, "nosuch.default", "/", conn)
+    assert (status, headers.get(b"x-gossamer-reason")) == (404, b"unknown_service")
+    async with httpx.AsyncClient() as http:
+        config = (await http.get(f"http://127.0.0.1:{client.port('admin')}/config")).json()
+    assert {"default/echo", "default/nosuch"} <= set(config["watching"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.head import Headers, ResponseHead
@@ -55,8 +55,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
         self.pool.stats_connections(+1)
 
     def data_received(self, data: bytes) -> None:

@@ -5,10 +5,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from test_framing_kit import Upstream, connect, keepalive_ok, ok_response, read_request
+import pytest
+import uvloop
+from test_framing_kit import connect, keepalive_ok, ok_response, read_request
 
 from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.snapshot import Snapshot
+
+
+# pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
+# apply to every test in the directory; the override keeps uvloop to these modules.
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')
+
+
+@pytest.fixture
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The sidecar runs on uvloop; so do these tests."""
+    return uvloop.EventLoopPolicy()
+
 
 RID = b"x-request-id: r1\r\n"
 

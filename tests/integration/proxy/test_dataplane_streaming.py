@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
+import uvloop
 from test_framing_kit import connect, content_length, ok_response, read_head
 
 from gossamer.proxy.dataplane import DataPlane
+
+
+# pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
+# apply to every test in the directory; the override keeps uvloop to these modules.
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')
+
+
+@pytest.fixture
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The sidecar runs on uvloop; so do these tests."""
+    return uvloop.EventLoopPolicy()
+
 
 MiB = 1024 * 1024
 PIECE = b"x" * (256 * 1024)

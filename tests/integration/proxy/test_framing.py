@@ -5,9 +5,22 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import uvloop
 from test_framing_kit import Upstream, connect, keepalive_ok, ok_response, read_head, read_request
 
 from gossamer.proxy.dataplane import DataPlane
+
+
+# pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
+# apply to every test in the directory; the override keeps uvloop to these modules.
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')
+
+
+@pytest.fixture
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The sidecar runs on uvloop; so do these tests."""
+    return uvloop.EventLoopPolicy()
+
 
 RID = b"x-request-id: r1\r\n"
 FWD = b"x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\n"

@@ -53,6 +53,7 @@ class RequestReader:
     """Feeds bytes to httptools and calls the sink once per head, body piece and end."""
 
     __slots__ = (
+        "_feed_body_bytes",
         "_head",
         "_head_bytes",
         "_header_count",
@@ -61,6 +62,7 @@ class RequestReader:
         "_on_end",
         "_on_head",
         "_parser",
+        "_raw_head_bytes",
         "_trailers",
         "in_message",
         "max_header_bytes",
@@ -81,6 +83,8 @@ class RequestReader:
         self._parser = httptools.HttpRequestParser(self)
         self._head = RequestHead()
         self._head_bytes = 0
+        self._raw_head_bytes = 0
+        self._feed_body_bytes = 0
         self._header_count = 0
         self._headers_done = False
         self._trailers: Headers | None = None
@@ -92,6 +96,7 @@ class RequestReader:
 
     def feed(self, data: bytes) -> int | None:
         """Parse `data`; returns the offset where an upgraded (tunnelled) stream starts."""
+        self._feed_body_bytes = 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -101,8 +106,10 @@ class RequestReader:
         except httptools.HttpParserError as exc:
             raise _bad(str(exc)) from None
         if self.in_message and not self._headers_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_header_bytes + 1024:
+            # Bound what httptools buffers for an unfinished head (body bytes excluded;
+            # earlier small heads in the same chunk may be counted too: a safe overestimate).
+            self._raw_head_bytes += len(data) - self._feed_body_bytes
+            if self._raw_head_bytes > self.max_header_bytes:
                 raise FramingError(431, errors.HEADERS_TOO_LARGE)
         return None
 
@@ -111,6 +118,7 @@ class RequestReader:
         self.in_message = True
         self._head = RequestHead()
         self._head_bytes = 0
+        self._raw_head_bytes = 0
         self._header_count = 0
         self._headers_done = False
         self._trailers = None
@@ -169,6 +177,7 @@ class RequestReader:
         self._on_head(head)
 
     def on_body(self, data: bytes) -> None:
+        self._feed_body_bytes += len(data)
         self._on_body(data)
 
     def on_message_complete(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
-from typing import Any
+from typing import Any, cast
 
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange, Target
@@ -123,8 +123,8 @@ class ClientConnection(asyncio.Protocol):
     # asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]).encode() if peer else b"unknown"
         self.listener.connections.add(self)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from gossamer.control.compiler import (
-    PROTOCOL_VERSION,
     compile_entry,
     compile_mesh,
     encode_entry,
@@ -25,6 +24,7 @@ from gossamer.control.compiler import (
 )
 from gossamer.control.documents import rfc3339
 from gossamer.control.state import MESH_KEY, MeshState
+from gossamer.control.subscriber import Subscriber, assemble_line
 from gossamer.store.base import Event
 
 MAX_REMEMBERED_DISCONNECTED = 1000
@@ -34,45 +34,6 @@ MAX_REMEMBERED_DISCONNECTED = 1000
 class CachedEntry:
     data: bytes  # the encoded ENTRY, shared by every view that holds it
     needs: frozenset[str]  # services its routes send or mirror to
-
-
-class Subscriber:
-    """One proxy's stream state. Holds keys only, never entry copies."""
-
-    __slots__ = (
-        "acked_version",
-        "changed_version",
-        "connected",
-        "id",
-        "last_seen",
-        "mesh_pending",
-        "namespace",
-        "pending",
-        "removed",
-        "replaced",
-        "roots",
-        "sent_version",
-        "service",
-        "view",
-        "wake",
-    )
-
-    def __init__(self, proxy_id: str, service: str, namespace: str, now: float) -> None:
-        self.id = proxy_id
-        self.service = service
-        self.namespace = namespace
-        self.roots: set[str] = set()  # what the proxy asked for
-        self.view: set[str] = set()  # roots plus what their routes need
-        self.pending: set[str] = set()  # keys whose entry changed since the last line
-        self.removed: set[str] = set()
-        self.mesh_pending = False
-        self.wake = asyncio.Event()
-        self.sent_version = 0
-        self.acked_version = 0
-        self.changed_version = 0  # the last version at which its view changed
-        self.last_seen = now
-        self.connected = True
-        self.replaced = False  # a newer stream with the same id took over
 
 
 class Fanout:
@@ -158,7 +119,8 @@ class Fanout:
         self.subscribers[proxy_id] = sub
         self._forget_old_disconnected()
         sub.sent_version = self.version
-        return sub, self._line(sub, "snapshot", sorted(sub.view), (), with_mesh=True)
+        entries = [(k, self._cache[k].data) for k in sorted(sub.view)]
+        return sub, assemble_line("snapshot", self.version, self._mesh, entries, None)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if self.subscribers.get(sub.id) is sub:
@@ -181,9 +143,9 @@ class Fanout:
         sub.wake.clear()
         if not (sub.pending or sub.removed or sub.mesh_pending):
             return None
-        line = self._line(
-            sub, "delta", sorted(sub.pending), sorted(sub.removed), with_mesh=sub.mesh_pending
-        )
+        entries = [(k, self._cache[k].data) for k in sorted(sub.pending)]
+        mesh = self._mesh if sub.mesh_pending else None
+        line = assemble_line("delta", self.version, mesh, entries, sorted(sub.removed))
         sub.pending.clear()
         sub.removed.clear()
         sub.mesh_pending = False
@@ -319,25 +281,3 @@ class Fanout:
             gone.sort(key=lambda s: s.last_seen)
             for sub in gone[: len(gone) - MAX_REMEMBERED_DISCONNECTED]:
                 del self.subscribers[sub.id]
-
-    def _line(
-        self,
-        sub: Subscriber,
-        kind: str,
-        keys: list[str],
-        removed: Iterable[str],
-        with_mesh: bool,
-    ) -> bytes:
-        parts = [
-            b'{"type":"%s","protocol":%d,"version":%d'
-            % (kind.encode(), PROTOCOL_VERSION, self.version)
-        ]
-        if with_mesh:
-            parts.append(b',"mesh":' + self._mesh)
-        parts.append(b',"services":{')
-        parts.append(b",".join(encode_message(k) + b":" + self._cache[k].data for k in keys))
-        parts.append(b"}")
-        if kind == "delta":
-            parts.append(b',"removed":' + encode_message(list(removed)))
-        parts.append(b"}\n")
-        return b"".join(parts)

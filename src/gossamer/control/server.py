@@ -80,6 +80,7 @@ class ControlServer:
         self.registry = Registry(store, clock, wall_clock)
         self.fanout = Fanout(MeshState(), wall_clock)
         self.deltas_compiled = 0  # flushes that changed at least one entry
+        self.app: web.Application | None = None
 
     async def run(self) -> None:
         """Serve until cancelled. Sets `ready` once listening with the state loaded."""
@@ -87,12 +88,13 @@ class ControlServer:
         state = await load_state(self.store)
         self.fanout = Fanout(state, self.wall_clock)
         await self.registry.restore()
+        self.app = self._app()
         runner = web.AppRunner(
-            self._app(), handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+            self.app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True, backlog=1024)
             await site.start()
             self.port = runner.addresses[0][1]
             async with asyncio.TaskGroup() as tasks:

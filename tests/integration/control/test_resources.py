@@ -157,3 +157,24 @@ async def test_discovery_health_openapi_version(api: Api) -> None:
     assert "HTTPRouteSpec" in spec["components"]["schemas"]
     assert "post" in spec["paths"]["/api/v1/namespaces/{ns}/httproutes"]
     assert "/api/v1/proxies/{id}/stream" in spec["paths"]
+
+
+async def test_openapi_describes_every_route_the_server_serves(api: Api) -> None:
+    from gossamer.model import KINDS
+
+    _, spec = await api.call("GET", "/openapi.json")
+    assert api.server.app is not None
+    served = set()
+    for resource_route in api.server.app.router.routes():
+        method = resource_route.method.lower()
+        if method == "head":
+            continue
+        path = resource_route.resource.canonical if resource_route.resource else ""
+        paths = (
+            [path.replace("{plural}", i.plural) for i in KINDS.values()]
+            if "{plural}" in path
+            else [path]
+        )
+        served.update((method, p) for p in paths)
+    documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
+    assert served == documented

@@ -12,7 +12,6 @@ from test_framing_kit import connect, keepalive_ok, ok_response, read_request
 from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.snapshot import Snapshot
 
-
 # pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
 # apply to every test in the directory; the override keeps uvloop to these modules.
 pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')

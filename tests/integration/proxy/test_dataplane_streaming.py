@@ -11,7 +11,6 @@ from test_framing_kit import connect, content_length, ok_response, read_head
 
 from gossamer.proxy.dataplane import DataPlane
 
-
 # pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
 # apply to every test in the directory; the override keeps uvloop to these modules.
 pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')

@@ -10,7 +10,6 @@ from test_framing_kit import Upstream, connect, keepalive_ok, ok_response, read_
 
 from gossamer.proxy.dataplane import DataPlane
 
-
 # pytest-asyncio deprecates this override in favour of a loop-factory hook, which would
 # apply to every test in the directory; the override keeps uvloop to these modules.
 pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy"')

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from gossamer.demo.loadgen import LoadGenerator
+from gossamer.demo.loadgen import LoadGenerator, get_via_proxy
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 8.0
@@ -148,12 +148,27 @@ class Demo:
             app_port = child.ready["app"]
             await self.wait_ready(child, b"gossamer-proxy ready")
             child.ready["app"] = app_port
-        return children[-1]
+        frontend = children[-1]
+        await first_answer(int(frontend.ready["outbound"]))
+        return frontend
 
     async def stop(self) -> None:
         """SIGTERM every group (sidecars first, the control plane last), then SIGKILL."""
         for child in reversed(self.children):
             await stop_group(child.proc, STOP_GRACE)
+
+
+async def first_answer(outbound_port: int, limit: float = 15.0) -> None:
+    """Ready means a request goes through: registrations reach every view in a few ms."""
+    async with asyncio.timeout(limit):
+        while True:
+            try:
+                status, _ = await get_via_proxy("127.0.0.1", outbound_port, "frontend")
+            except (OSError, ValueError):
+                status = 0
+            if status == 200:
+                return
+            await asyncio.sleep(0.1)
 
 
 async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -108,7 +108,7 @@ class Registry:
         action = self.leases.renew(key, self.clock(), healthy)
         if action is not None:
             await self._apply(action)
-        self.poke()
+        # No poke: a renewal only moves this lease's deadline later.
 
     async def deregister(self, proxy_id: str) -> bool:
         key = self._by_proxy.pop(proxy_id, None)

@@ -190,3 +190,21 @@ async def test_protocol_version_is_checked(api: Api) -> None:
         f"{api.base}/api/v1/proxies/web-1/stream?protocol=1&watch=bad"
     ) as resp:
         assert resp.status == 400
+
+
+async def test_failing_probe_in_heartbeat_drops_the_endpoint_from_snapshots(api: Api) -> None:
+    await api.call("POST", "/api/v1/proxies/reviews-1/register", registration("reviews", 9001))
+    stream = await open_stream(api, "web-1", "&watch=default/reviews")
+    snap = await stream.next()
+    assert len(snap["services"]["default/reviews"]["endpoints"]) == 1
+    await api.call("POST", "/api/v1/proxies/reviews-1/heartbeat", {"healthy": False})
+    delta = await stream.next()
+    entry = delta["services"]["default/reviews"]
+    assert entry["exists"] is True and entry["endpoints"] == []
+    await api.call("POST", "/api/v1/proxies/reviews-1/heartbeat", {"healthy": True})
+    delta = await stream.next()
+    assert [e["id"] for e in delta["services"]["default/reviews"]["endpoints"]] == ["reviews-1"]
+    await api.call("DELETE", "/api/v1/proxies/reviews-1")
+    delta = await stream.next()
+    assert delta["services"]["default/reviews"]["exists"] is False  # implied service gone
+    stream.resp.close()

@@ -153,6 +153,8 @@ def test_user_supplied_ca_errors_name_the_problem(tmp_path: Path) -> None:
     cert_path, key_path, _ = write_user_ca(tmp_path)
     with pytest.raises(AuthorityError, match="go together"):
         MeshCA.open(tmp_path / "ca", "cluster.local", ca_cert=cert_path)
+    with pytest.raises(AuthorityError, match="no such file"):
+        MeshCA.open(tmp_path / "ca", "cluster.local", ca_cert=cert_path, ca_key=tmp_path / "nope")
     wrong_key = tmp_path / "wrong.key"
     wrong_key.write_bytes(generate_root("x").key_pem())
     wrong_key.chmod(0o600)

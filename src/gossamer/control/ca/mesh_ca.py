@@ -63,6 +63,8 @@ class MeshCA:
         """Load the CA in `directory`; the first time, import `--ca-cert/--ca-key` or
         generate a self-signed root."""
         directory = Path(directory)
+        if (ca_cert is None) != (ca_key is None):
+            raise AuthorityError("--ca-cert and --ca-key go together; give both or neither")
         if (directory / STATE_FILE).exists():
             ca = cls.load(directory)
             if ca.trust_domain != trust_domain:
@@ -78,8 +80,6 @@ class MeshCA:
                         "(begin_rotation, switch_signing, finish_rotation)"
                     )
             return ca
-        if (ca_cert is None) != (ca_key is None):
-            raise AuthorityError("--ca-cert and --ca-key go together; give both or neither")
         if ca_cert is not None and ca_key is not None:
             authority = _read_authority(Path(ca_cert), Path(ca_key))
         else:
@@ -201,11 +201,11 @@ def read_authority_files(cert_path: Path | str, key_path: Path | str) -> Authori
 
 
 def _read_authority(cert_path: Path, key_path: Path) -> Authority:
-    key_pem = read_private_file(key_path)
     try:
+        key_pem = read_private_file(key_path)  # InsecureKeyFileError passes through
         cert_pem = cert_path.read_bytes()
-    except OSError as exc:
-        raise AuthorityError(f"{cert_path}: {exc.strerror}") from None
+    except FileNotFoundError as exc:
+        raise AuthorityError(f"{exc.filename}: no such file") from None
     try:
         return load_authority(cert_pem, key_pem)
     except AuthorityError as exc:

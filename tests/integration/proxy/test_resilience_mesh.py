@@ -149,10 +149,12 @@ async def _sigkill_of_an_instance_fails_no_request_and_ejects_it(mesh: Mesh, loa
     victim = mesh.instances[0]
     victim_id = victim.ready["id"]
     victim.signal_group(signal.SIGKILL)
-    killed_at = load.by_instance["echo-1"]
+    t0, killed_at = time.monotonic(), load.by_instance["echo-1"]
     await wait_ids(mesh, load, lambda ids: victim_id not in ids)  # lease expired: out
+    out_at = time.monotonic() - t0
     await load.requests(60)
-    assert load.failures == [], load.failures
+    when = [f"sent {s - t0:+.2f}s, failed {f - t0:+.2f}s" for s, f in load.failure_times]
+    assert load.failures == [], (load.failures, when, f"out of view at {out_at:.2f}s")
     assert load.by_instance["echo-1"] <= killed_at + 3  # only what was already on the wire
     print(
         f"\nafter SIGKILL: {load.ok} ok, 0 failed; ejections={await mesh.metric('gossamer_ejections_total')}"

@@ -113,6 +113,7 @@ class Sidecar:
                 "id": self.cfg.proxy_id,
                 "service": f"{self.cfg.namespace}/{self.cfg.service}",
                 "version": self.client.version,
+                "appliedAt": self.sink.applied_at,
                 "registered": self.client.registered.is_set(),
                 "streamConnected": self.client.stream_connected.is_set(),
                 "appHealthy": self.prober.healthy,

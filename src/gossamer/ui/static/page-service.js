@@ -1,0 +1,108 @@
+// One service: its instances (address, labels, health, proxy snapshot version), routes, policies.
+import { badge, h, labelsText, link, table } from "./dom.js";
+import { dump } from "./js-yaml.mjs";
+import { healthOf, instancesOf, policiesOf, proxiesById, proxyStaleness, routesOf } from "./model.js";
+import { backendLabel } from "./weights.js";
+
+export const title = "Service";
+
+function snapshotCell(proxy, latest) {
+  if (!proxy) return "no stream";
+  const lag = proxy.ackedVersion == null ? "not acked" : `acked ${proxy.ackedVersion}`;
+  return `${lag} / latest ${latest}`;
+}
+
+function instanceRows(ctx, instances) {
+  const proxies = proxiesById(ctx.model.proxies);
+  const now = Date.now();
+  return instances.map((inst) => {
+    const spec = inst.spec || {};
+    const proxy = spec.proxy ? proxies.get(spec.proxy) : null;
+    const health = healthOf(inst);
+    const stale = proxyStaleness(proxy, ctx.model.proxies.latest, now);
+    return h(
+      `tr${health === "unhealthy" || stale ? ".trouble" : ""}`,
+      { dataset: { instance: inst.metadata.name } },
+      h("th", { scope: "row" }, inst.metadata.name),
+      h("td", {}, `${spec.address}:${spec.port}`),
+      h("td", {}, (spec.labels && spec.labels.version) || "—"),
+      h("td", {}, labelsText(spec.labels)),
+      h("td", {}, badge(health, health === "unhealthy" ? "bad" : "ok"), stale ? badge(stale, "warn") : null),
+      h("td", {}, spec.proxy || "—"),
+      h("td", {}, snapshotCell(proxy, ctx.model.proxies.latest)),
+    );
+  });
+}
+
+function matchText(match) {
+  const parts = [];
+  if (match.path) parts.push(`${match.path.type || "PathPrefix"} ${match.path.value ?? "/"}`);
+  if (match.method) parts.push(match.method);
+  for (const hm of match.headers || []) parts.push(`header ${hm.name}=${hm.value}`);
+  for (const q of match.queryParams || []) parts.push(`query ${q.name}=${q.value}`);
+  return parts.join(", ") || "any request";
+}
+
+function routeBlock(route) {
+  const ns = route.metadata.namespace || "default";
+  const href = `#/traffic/${encodeURIComponent(ns)}/${encodeURIComponent(route.metadata.name)}`;
+  const rules = ((route.spec && route.spec.rules) || []).map((rule, i) =>
+    h(
+      "li",
+      {},
+      `rule ${i}: `,
+      ((rule.matches && rule.matches.length ? rule.matches : [{}]).map(matchText)).join(" | "),
+      " → ",
+      (rule.backendRefs || []).map((b) => `${backendLabel(b)} (weight ${b.weight ?? 1})`).join(", ") || "the service itself",
+    ),
+  );
+  return h(
+    "article.card",
+    {},
+    h("h3", {}, `${ns}/${route.metadata.name}`, " ", link(href, "shift traffic", { class: "action" })),
+    h("ul", {}, rules),
+  );
+}
+
+export function render(ctx, [namespace, name]) {
+  const instances = instancesOf(ctx.model, namespace, name);
+  const routes = routesOf(ctx.model, namespace, name);
+  const policies = policiesOf(ctx.model, namespace, name);
+  const declared = ctx.model.get("Service", namespace, name);
+  const healthy = instances.filter((i) => healthOf(i) !== "unhealthy").length;
+  return h(
+    "section",
+    {},
+    h("h1", {}, `Service ${namespace}/${name}`),
+    h(
+      "p.summary",
+      {},
+      declared ? "Declared. " : "Not declared (known from its instances). ",
+      `${healthy}/${instances.length} instances healthy.`,
+    ),
+    h("h2", {}, "Instances"),
+    h(
+      "div.scroll",
+      {},
+      table(
+        "Instances",
+        ["Instance", "Address", "Version", "Labels", "Health", "Proxy", "Snapshot"],
+        instanceRows(ctx, instances),
+        { id: "instances-table" },
+      ),
+    ),
+    h("h2", {}, "Routes"),
+    routes.length ? routes.map(routeBlock) : h("p.note", {}, "No HTTPRoute: requests go to every healthy instance."),
+    h("h2", {}, "Policies"),
+    policies.length
+      ? policies.map((p) =>
+          h(
+            "article.card",
+            {},
+            h("h3", {}, `${p.metadata.namespace}/${p.metadata.name}`),
+            h("pre", {}, dump(p.spec || {}, { lineWidth: -1 })),
+          ),
+        )
+      : h("p.note", {}, "No TrafficPolicy: the mesh defaults apply."),
+  );
+}

@@ -1,0 +1,79 @@
+// Topology: services and the route edges the config declares, as an SVG laid out in layers
+// (callers left, backends right). Edge rps/success arrive with the observability work.
+import { h, svg } from "./dom.js";
+import { topology } from "./model.js";
+
+export const title = "Topology";
+
+const NODE_W = 160;
+const NODE_H = 36;
+const COL_GAP = 90;
+const ROW_GAP = 24;
+
+/** Pure layout: layer = longest path from a source (cycles cut), rows in name order. */
+export function layout(graph) {
+  const layer = new Map(graph.nodes.map((n) => [n, 0]));
+  // Bellman-Ford style relaxation, bounded by the node count so cycles terminate.
+  for (let pass = 0; pass < graph.nodes.length; pass++) {
+    let moved = false;
+    for (const e of graph.edges) {
+      if (e.from === e.to) continue;
+      const want = layer.get(e.from) + 1;
+      if (want > layer.get(e.to) && want < graph.nodes.length) {
+        layer.set(e.to, want);
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const columns = new Map();
+  for (const n of graph.nodes) {
+    const l = layer.get(n);
+    if (!columns.has(l)) columns.set(l, []);
+    columns.get(l).push(n);
+  }
+  const positions = new Map();
+  let rows = 0;
+  for (const [l, names] of columns) {
+    names.forEach((n, i) => positions.set(n, { x: 10 + l * (NODE_W + COL_GAP), y: 10 + i * (NODE_H + ROW_GAP) }));
+    rows = Math.max(rows, names.length);
+  }
+  const width = 20 + Math.max(1, columns.size) * (NODE_W + COL_GAP) - COL_GAP;
+  const height = 20 + Math.max(1, rows) * (NODE_H + ROW_GAP) - ROW_GAP;
+  return { positions, width, height };
+}
+
+export function render(ctx) {
+  const graph = topology(ctx.model);
+  const { positions, width, height } = layout(graph);
+  const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+    markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
+  const edges = graph.edges.map((e) => {
+    const a = positions.get(e.from);
+    const b = positions.get(e.to);
+    const x1 = a.x + NODE_W;
+    const y1 = a.y + NODE_H / 2;
+    const x2 = b.x;
+    const y2 = b.y + NODE_H / 2;
+    const d = e.from === e.to
+      ? `M${a.x + NODE_W - 20},${a.y} C${a.x + NODE_W + 30},${a.y - 30} ${a.x + NODE_W + 30},${a.y + NODE_H + 30} ${a.x + NODE_W},${a.y + NODE_H - 8}`
+      : `M${x1},${y1} C${x1 + COL_GAP / 2},${y1} ${x2 - COL_GAP / 2},${y2} ${x2},${y2}`;
+    return svg("g", { class: "edge" },
+      svg("title", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}, weight ${e.weight}`),
+      svg("path", { d, "marker-end": "url(#arrow)" }),
+      svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, `w ${e.weight}`));
+  });
+  const nodes = graph.nodes.map((n) => {
+    const p = positions.get(n);
+    const [ns, name] = n.split("/");
+    return svg("a", { href: `#/service/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, class: "node", "aria-label": `service ${n}` },
+      svg("rect", { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6 }),
+      svg("text", { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 5, "text-anchor": "middle" }, n.length > 22 ? `${n.slice(0, 21)}…` : n));
+  });
+  const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", id: "topology",
+    "aria-label": `${graph.nodes.length} services and ${graph.edges.length} route edges` }, defs, ...edges, ...nodes);
+  const list = h("ul.sr-list", {}, graph.edges.map((e) => h("li", {}, `${e.from} → ${e.to} (weight ${e.weight})`)));
+  return h("section", {}, h("h1", {}, "Topology"),
+    h("p.summary", {}, "Edges follow HTTPRoutes: from the service a route attaches to, to its backends."),
+    h("div.scroll.graph", {}, picture), h("h2", {}, "Edges"), list);
+}

@@ -1,0 +1,167 @@
+"""A real control plane with the dashboard mounted, on port 0, in its own thread and event
+loop, so that tests can drive a browser with Playwright's sync API meanwhile. Sidecars are
+the real `ControlClient` (register, heartbeat, snapshot stream, ACK)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from gossamer.control.server import ControlServer, running
+from gossamer.proxy.control_client import ControlClient, Registration
+from gossamer.store.sqlite import SQLiteStore
+from gossamer.ui import add_dashboard_routes
+
+
+class DashboardControlServer(ControlServer):
+    """The control plane exactly as it builds its app, plus the dashboard routes
+    (what server.py's `_app` will do once it calls add_dashboard_routes)."""
+
+    def _app(self) -> web.Application:
+        app = super()._app()
+        add_dashboard_routes(app)
+        return app
+
+
+class VersionHolder:
+    """The snapshot sink of a sidecar that only needs to ACK: it keeps the version."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+
+    def apply_message(self, msg: dict[str, Any]) -> int | None:
+        version = msg.get("version")
+        if isinstance(version, int):
+            self.version = version
+        return self.version
+
+
+class Mesh:
+    """Starts on `start()`, stops on `stop()`; `url` is the control plane's base URL."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.url = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._thread = threading.Thread(target=self._main, name="control-plane", daemon=True)
+        self.http = httpx.Client(timeout=10.0)
+
+    def start(self) -> Mesh:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._failure is not None:
+            raise RuntimeError("control plane failed to start") from self._failure
+        if not self.url:
+            raise RuntimeError("control plane did not become ready in 30 s")
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=15)
+        self.http.close()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._failure = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        store = SQLiteStore(self.data_dir / "gossamer.db")
+        server = DashboardControlServer(store, port=0, heartbeat_seconds=1.0)
+        try:
+            async with running(server), asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                self.url = f"http://127.0.0.1:{server.port}"
+                self._ready.set()
+                await self._stop.wait()
+                raise _Stopping
+        except* _Stopping:
+            pass
+        finally:
+            await store.close()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
+        """Run a coroutine on the control plane's loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start_sidecar(self, proxy_id: str, service: str, labels: dict[str, str], port: int) -> None:
+        """A real sidecar control link: registers, heartbeats, streams and ACKs until stop."""
+
+        async def launch() -> None:
+            assert self._tasks is not None
+            client = ControlClient(
+                self.url,
+                proxy_id,
+                VersionHolder(),
+                registration=Registration(
+                    service, "default", "127.0.0.1", port, port + 1, labels, 10.0
+                ),
+                watch=[],
+            )
+            self._tasks.create_task(client.run(), name=f"sidecar-{proxy_id}")
+            await client.wait_until(
+                lambda: client.registered.is_set() and client.stream_connected.is_set()
+            )
+
+        self.run(launch())
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        response = self.http.request(method, self.url + path, json=body)
+        return response.status_code, response.json() if response.content else None
+
+    def apply(self, *documents: dict[str, Any]) -> Any:
+        status, body = self.call("POST", "/api/v1/apply", {"documents": list(documents)})
+        assert status == 200, body
+        return body
+
+
+class _Stopping(Exception):
+    """Leaves the task group so every sidecar task is cancelled with it."""
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gossamer.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"ports": [{"port": 8080}]},
+    }
+
+
+def split_route(name: str, parent: str, weights: dict[str, int]) -> dict[str, Any]:
+    backends = [
+        {"name": parent, "labels": {"version": version}, "weight": weight}
+        for version, weight in weights.items()
+    ]
+    return {
+        "apiVersion": "gossamer.dev/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"parentRefs": [{"name": parent}], "rules": [{"backendRefs": backends}]},
+    }
+
+
+def calls_route(name: str, parent: str, backend: str) -> dict[str, Any]:
+    """A route attached to `parent` that sends everything to `backend`."""
+    return {
+        "apiVersion": "gossamer.dev/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"parentRefs": [{"name": parent}], "rules": [{"backendRefs": [{"name": backend}]}]},
+    }

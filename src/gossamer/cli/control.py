@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import typer
+import uvloop
 
 from gossamer.cli.common import default_data_dir
 
@@ -61,8 +62,12 @@ def register(app: typer.Typer) -> None:
         from gossamer.store.open import StoreURLError
 
         try:
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_serve(host, port, directory, store))
+            # uvloop: thousands of proxy streams and their ACKs are the control plane's load.
+            with (
+                contextlib.suppress(KeyboardInterrupt),
+                asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+            ):
+                runner.run(_serve(host, port, directory, store))
         except StoreURLError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -8,9 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gossamer.control.documents import Planned, missing_service_warnings, plan_write
+from gossamer.control.documents import (
+    KINDS_WITH_REFS,
+    Planned,
+    missing_service_warnings,
+    plan_write,
+)
 from gossamer.control.errors import ApiError, json_response, read_json_object
-from gossamer.control.resources_api import known_services
+from gossamer.control.resources_api import ServiceExists
 from gossamer.model import FieldError, ValidationFailed, lookup_kind, parse_documents
 from gossamer.model.parse import Resource
 from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Store
@@ -33,9 +38,11 @@ class ApplyApi:
         self,
         store: Store,
         wait_for_sync: SyncWaiter,
+        service_exists: ServiceExists,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.service_exists = service_exists
         self.wait_for_sync = wait_for_sync
         self.wall_clock = wall_clock
 
@@ -106,8 +113,10 @@ class ApplyApi:
         return json_response(out)
 
     async def _plan(self, resources: list[Resource]) -> tuple[list[Planned], list[str]]:
-        known = await known_services(self.store)
         # Services declared or given instances in this same apply count as existing.
+        known: set[str] = set()
+        needs_refs = any(res.kind in KINDS_WITH_REFS for res in resources)
+        exists = await self.service_exists() if needs_refs else known.__contains__
         for res in resources:
             if res.kind == "Service":
                 known.add(f"{res.metadata.namespace}/{res.metadata.name}")
@@ -118,7 +127,7 @@ class ApplyApi:
         all_warnings: list[str] = []
         for res in resources:
             kind, ns, name = res.key
-            warnings = missing_service_warnings(res, known)
+            warnings = missing_service_warnings(res, lambda key: key in known or exists(key))
             all_warnings.extend(f"{kind} {ns}/{name}: {w}" for w in warnings or ())
             existing = await self.store.get(kind, ns, name)
             plans.append(plan_write(res, existing, warnings, now))

@@ -4,7 +4,7 @@ generation, status) and for the warnings about references to unknown services.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -117,7 +117,7 @@ def service_refs(kind: str, namespace: str, spec: dict[str, Any]) -> list[tuple[
 KINDS_WITH_REFS = ("HTTPRoute", "TrafficPolicy")
 
 
-def missing_service_warnings(resource: Resource, known: Collection[str]) -> list[str] | None:
+def missing_service_warnings(resource: Resource, exists: Callable[[str], bool]) -> list[str] | None:
     """Warnings for refs to services that neither are declared nor have instances.
 
     None for kinds that cannot reference services."""
@@ -128,5 +128,5 @@ def missing_service_warnings(resource: Resource, known: Collection[str]) -> list
     return [
         f"{field} names service {key}, which does not exist (no Service and no instances)"
         for field, key in service_refs(resource.kind, namespace, doc["spec"])
-        if key not in known
+        if not exists(key)
     ]

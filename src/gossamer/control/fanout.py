@@ -48,12 +48,24 @@ class Fanout:
         self._dirty: set[str] = set()
         self._mesh = encode_message(compile_mesh(state))
         self._progress = asyncio.Event()
+        self._state_waiters = 0
 
     # --- store side ------------------------------------------------------------------------
 
     def note_event(self, event: Event) -> None:
         self._dirty |= self.state.apply_event(event)
         self.has_work.set()
+        if self._state_waiters:
+            self._notify()
+
+    async def wait_for_state(self, revision: int, seconds: float) -> bool:
+        """Wait until the state has applied `revision` (the store's watch lags by moments)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        self._state_waiters += 1
+        try:
+            return await self._wait_until(lambda: self.state.revision >= revision, deadline)
+        finally:
+            self._state_waiters -= 1
 
     def reset(self, state: MeshState) -> None:
         """Swap in a freshly loaded state; every watched entry is recompiled at next flush."""

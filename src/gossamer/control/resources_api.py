@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -54,18 +54,21 @@ def int_param(request: web.Request, name: str, default: int) -> int:
     return value
 
 
-async def known_services(store: Store) -> set[str]:
-    """ "namespace/name" of every service that exists: declared, or implied by an instance."""
-    services, _ = await store.list("Service")
-    instances, _ = await store.list("Instance")
-    known = {f"{r.namespace}/{r.name}" for r in services}
-    known.update(f"{r.namespace}/{r.value.get('spec', {}).get('service')}" for r in instances)
-    return known
+# Returns a predicate "namespace/name" -> does the service exist (declared, or implied by an
+# instance), current as of the store's latest revision. Answered from the in-memory MeshState:
+# listing every instance on each write would cost O(mesh) per apply.
+ServiceExists = Callable[[], Awaitable[Callable[[str], bool]]]
 
 
 class ResourceApi:
-    def __init__(self, store: Store, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        service_exists: ServiceExists,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.service_exists = service_exists
         self.wall_clock = wall_clock
 
     def routes(self) -> list[web.RouteDef]:
@@ -124,7 +127,7 @@ class ResourceApi:
     async def create(self, request: web.Request) -> web.Response:
         info = kind_for_plural(request.match_info["plural"])
         resource = await self._parse_body(request, info)
-        warnings = missing_service_warnings(resource, await known_services(self.store))
+        warnings = missing_service_warnings(resource, await self.service_exists())
         planned = plan_write(resource, None, warnings, self.wall_clock())
         kind, ns, name = resource.key
         try:
@@ -151,7 +154,7 @@ class ResourceApi:
                     f"{kind} {ns}/{name} is at resourceVersion {existing.mod_revision}, "
                     f"not {given}: read it again and retry",
                 )
-        warnings = missing_service_warnings(resource, await known_services(self.store))
+        warnings = missing_service_warnings(resource, await self.service_exists())
         planned = plan_write(resource, existing, warnings, self.wall_clock())
         if planned.action == "unchanged":
             return json_response(to_api(existing))

@@ -34,6 +34,7 @@ from gossamer.store.base import Compacted, Record, Store
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024
+STATE_CATCH_UP_SECONDS = 2.0
 
 
 def raise_open_file_limit() -> int:
@@ -130,8 +131,8 @@ class ControlServer:
         app = web.Application(
             middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
         )
-        resources = ResourceApi(self.store, self.wall_clock)
-        apply = ApplyApi(self.store, self._wait_for_sync, self.wall_clock)
+        resources = ResourceApi(self.store, self._service_exists, self.wall_clock)
+        apply = ApplyApi(self.store, self._wait_for_sync, self._service_exists, self.wall_clock)
         proxies = ProxyApi(
             self.registry, self.fanout, self.heartbeat_seconds, self.coalesce_seconds
         )
@@ -148,6 +149,12 @@ class ControlServer:
             ]
         )
         return app
+
+    async def _service_exists(self) -> Callable[[str], bool]:
+        # Read your writes: let the state catch up with the store before answering.
+        revision = await self.store.revision()
+        await self.fanout.wait_for_state(revision, STATE_CATCH_UP_SECONDS)
+        return self.fanout.state.exists
 
     async def _wait_for_sync(self, revision: int, seconds: float) -> dict[str, Any]:
         return await self.fanout.wait_for_sync(revision, seconds)

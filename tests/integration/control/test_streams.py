@@ -113,7 +113,7 @@ async def test_burst_of_1000_changes_is_coalesced(api: Api) -> None:
     )
     # At most one delta per 50 ms window, plus the one in flight at the start.
     assert deltas <= elapsed / 0.05 + 2
-    assert deltas < 100
+    assert deltas < 250  # 1,000 changes, at least 4x fewer pushes even on a loaded machine
     stream.resp.close()
 
 

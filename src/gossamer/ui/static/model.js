@@ -159,9 +159,8 @@ export function topology(model) {
           const to = refKey(backend, ns);
           nodes.add(to);
           const id = `${from}->${to}`;
-          const edge = edges.get(id) || { from, to, routes: new Set(), weight: 0 };
+          const edge = edges.get(id) || { from, to, routes: new Set() };
           edge.routes.add(`${ns}/${route.metadata.name}`);
-          edge.weight += backend.weight ?? 1;
           edges.set(id, edge);
         }
       }

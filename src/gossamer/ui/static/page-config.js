@@ -40,7 +40,7 @@ export function mount(ctx) {
     KINDS.map((k) => h("option", { value: k.kind }, k.kind)));
   const picker = h("ul.picker", { id: "config-resources", "aria-label": "Resources" });
   const editor = h("textarea", { id: "config-editor", spellcheck: false, rows: 24, wrap: "off",
-    "aria-describedby": "config-errors", "aria-label": "Resource YAML" });
+    "aria-describedby": "config-errors", placeholder: "Pick a resource, or paste YAML documents to create them." });
   const gutter = h("pre.gutter", { "aria-hidden": "true" });
   const errorsBox = h("div", { id: "config-errors", role: "alert", "aria-live": "assertive" });
   const resultBox = h("div", { id: "config-result", role: "status", "aria-live": "polite" });

@@ -80,7 +80,6 @@ export function render(ctx, [namespace, name]) {
       declared ? "Declared. " : "Not declared (known from its instances). ",
       `${healthy}/${instances.length} instances healthy.`,
     ),
-    h("h2", {}, "Instances"),
     h(
       "div.scroll",
       {},

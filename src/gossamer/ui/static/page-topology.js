@@ -8,7 +8,8 @@ export const title = "Topology";
 const NODE_W = 160;
 const NODE_H = 36;
 const COL_GAP = 90;
-const ROW_GAP = 24;
+const ROW_GAP = 34;
+const TOP = 34; // room for a self-loop (a route splitting a service among its own subsets)
 
 /** Pure layout: layer = longest path from a source (cycles cut), rows in name order. */
 export function layout(graph) {
@@ -35,11 +36,11 @@ export function layout(graph) {
   const positions = new Map();
   let rows = 0;
   for (const [l, names] of columns) {
-    names.forEach((n, i) => positions.set(n, { x: 10 + l * (NODE_W + COL_GAP), y: 10 + i * (NODE_H + ROW_GAP) }));
+    names.forEach((n, i) => positions.set(n, { x: 10 + l * (NODE_W + COL_GAP), y: TOP + i * (NODE_H + ROW_GAP) }));
     rows = Math.max(rows, names.length);
   }
   const width = 20 + Math.max(1, columns.size) * (NODE_W + COL_GAP) - COL_GAP;
-  const height = 20 + Math.max(1, rows) * (NODE_H + ROW_GAP) - ROW_GAP;
+  const height = TOP + 10 + Math.max(1, rows) * (NODE_H + ROW_GAP) - ROW_GAP;
   return { positions, width, height };
 }
 
@@ -55,13 +56,16 @@ export function render(ctx) {
     const y1 = a.y + NODE_H / 2;
     const x2 = b.x;
     const y2 = b.y + NODE_H / 2;
-    const d = e.from === e.to
-      ? `M${a.x + NODE_W - 20},${a.y} C${a.x + NODE_W + 30},${a.y - 30} ${a.x + NODE_W + 30},${a.y + NODE_H + 30} ${a.x + NODE_W},${a.y + NODE_H - 8}`
+    const self = e.from === e.to;
+    const d = self
+      ? `M${a.x + NODE_W - 30},${a.y} C${a.x + NODE_W - 30},${a.y - 30} ${a.x + 30},${a.y - 30} ${a.x + 30},${a.y}`
       : `M${x1},${y1} C${x1 + COL_GAP / 2},${y1} ${x2 - COL_GAP / 2},${y2} ${x2},${y2}`;
+    const label = e.routes.size === 1 ? [...e.routes][0].split("/")[1] : `${e.routes.size} routes`;
+    const [lx, ly] = self ? [a.x + NODE_W / 2, a.y - 26] : [(x1 + x2) / 2, (y1 + y2) / 2 - 5];
     return svg("g", { class: "edge" },
-      svg("title", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}, weight ${e.weight}`),
+      svg("title", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}`),
       svg("path", { d, "marker-end": "url(#arrow)" }),
-      svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, `w ${e.weight}`));
+      svg("text", { x: lx, y: ly, "text-anchor": "middle" }, label.length > 18 ? `${label.slice(0, 17)}…` : label));
   });
   const nodes = graph.nodes.map((n) => {
     const p = positions.get(n);
@@ -71,8 +75,8 @@ export function render(ctx) {
       svg("text", { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 5, "text-anchor": "middle" }, n.length > 22 ? `${n.slice(0, 21)}…` : n));
   });
   const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", id: "topology",
-    "aria-label": `${graph.nodes.length} services and ${graph.edges.length} route edges` }, defs, ...edges, ...nodes);
-  const list = h("ul.sr-list", {}, graph.edges.map((e) => h("li", {}, `${e.from} → ${e.to} (weight ${e.weight})`)));
+    "aria-label": `${graph.nodes.length} services and ${graph.edges.length} route edges (listed below)` }, defs, ...edges, ...nodes);
+  const list = h("ul.sr-list", {}, graph.edges.map((e) => h("li", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}`)));
   return h("section", {}, h("h1", {}, "Topology"),
     h("p.summary", {}, "Edges follow HTTPRoutes: from the service a route attaches to, to its backends."),
     h("div.scroll.graph", {}, picture), h("h2", {}, "Edges"), list);

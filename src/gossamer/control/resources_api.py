@@ -10,7 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gossamer.control.documents import missing_service_warnings, plan_write, to_api
+from gossamer.control.documents import (
+    KINDS_WITH_REFS,
+    missing_service_warnings,
+    plan_write,
+    to_api,
+)
 from gossamer.control.errors import ApiError, json_response, read_json_object
 from gossamer.model import KINDS, KindInfo, ValidationFailed, parse_document
 from gossamer.model.kinds import lookup_kind
@@ -124,10 +129,15 @@ class ResourceApi:
             )
         return resource
 
+    async def _warnings(self, resource: Resource) -> list[str] | None:
+        if resource.kind not in KINDS_WITH_REFS:
+            return None
+        return missing_service_warnings(resource, await self.service_exists())
+
     async def create(self, request: web.Request) -> web.Response:
         info = kind_for_plural(request.match_info["plural"])
         resource = await self._parse_body(request, info)
-        warnings = missing_service_warnings(resource, await self.service_exists())
+        warnings = await self._warnings(resource)
         planned = plan_write(resource, None, warnings, self.wall_clock())
         kind, ns, name = resource.key
         try:
@@ -154,7 +164,7 @@ class ResourceApi:
                     f"{kind} {ns}/{name} is at resourceVersion {existing.mod_revision}, "
                     f"not {given}: read it again and retry",
                 )
-        warnings = missing_service_warnings(resource, await self.service_exists())
+        warnings = await self._warnings(resource)
         planned = plan_write(resource, existing, warnings, self.wall_clock())
         if planned.action == "unchanged":
             return json_response(to_api(existing))

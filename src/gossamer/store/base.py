@@ -126,4 +126,9 @@ class Store(Protocol):
         until the iterator is closed. Raises Compacted if from_revision is too old."""
         ...
 
+    async def compact(self, revision: int) -> None:
+        """Drop history before `revision`: watching from revision-1 still works, older
+        starts raise Compacted (etcd's semantics)."""
+        ...
+
     async def close(self) -> None: ...

@@ -102,7 +102,7 @@ async def test_watch_filters_kinds(store: Store) -> None:
 
 async def compact(store: Store, revision: int) -> None:
     # compact() is not (yet) part of the Store protocol; every backend here has it.
-    await store.compact(revision)  # type: ignore[attr-defined]
+    await store.compact(revision)
 
 
 async def test_watch_before_compacted_revision_raises_compacted(store: Store) -> None:

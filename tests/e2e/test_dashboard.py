@@ -133,7 +133,9 @@ def test_traffic_shifting_changes_weights_and_shows_conflicts(page: Any, seeded:
     assert route_weights(seeded, "shift-me") == [70, 50]
 
 
-def test_config_shows_the_field_error_and_stores_nothing(page: Any, seeded: Mesh) -> None:
+def test_config_shows_the_field_error_and_stores_nothing(
+    page: Any, seeded: Mesh, screenshot_dir: Path
+) -> None:
     seeded.apply(split_route("edit-me", "reviews", {"v1": 3, "v2": 1}))
     open_page(page, seeded, "#/config")
     page.select_option("#config-kind", "HTTPRoute")
@@ -150,6 +152,7 @@ def test_config_shows_the_field_error_and_stores_nothing(page: Any, seeded: Mesh
     expect(error).to_have_attribute("data-line", str(expected_line))
     expect(page.locator(".gutter .err")).to_have_text(str(expected_line))
     expect(editor).to_have_attribute("aria-invalid", "true")
+    page.screenshot(path=str(screenshot_dir / "config-error-1280.png"))
     page.click("#config-apply")  # validation fails first: nothing may be stored
     expect(error).to_be_visible()
     assert route_weights(seeded, "edit-me") == [3, 1]

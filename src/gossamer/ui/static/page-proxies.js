@@ -14,11 +14,11 @@ export function render(ctx) {
       `tr${stale ? ".trouble" : ""}`,
       { dataset: { proxy: p.id } },
       h("th", { scope: "row" }, p.id),
-      h("td", {}, `${p.namespace}/${p.service || "—"}`),
-      h("td", {}, badge(p.connected ? "connected" : "disconnected", p.connected ? "ok" : "bad")),
+      h("td", {}, stale ? badge(stale, "warn") : inSync ? badge("in sync", "ok") : badge("sending", "muted")),
       h("td.num", {}, p.ackedVersion == null ? "—" : String(p.ackedVersion)),
       h("td.num", {}, String(p.sentVersion ?? "—")),
-      h("td", {}, stale ? badge(stale, "warn") : inSync ? badge("in sync", "ok") : badge("sending", "muted")),
+      h("td", {}, badge(p.connected ? "connected" : "disconnected", p.connected ? "ok" : "bad")),
+      h("td", {}, `${p.namespace}/${p.service || "—"}`),
       h("td", { title: p.lastSeen || "" }, relativeTime(Date.parse(p.lastSeen), now)),
       h("td.num", {}, String(p.watching ?? "—")),
     );
@@ -31,7 +31,7 @@ export function render(ctx) {
     h(
       "div.scroll",
       {},
-      table("Connected proxies", ["Proxy", "Service", "Stream", "Acked", "Sent", "Config", "Last seen", "Watching"], rows, {
+      table("Connected proxies", ["Proxy", "Config", "Acked", "Sent", "Stream", "Service", "Last seen", "Watching"], rows, {
         id: "proxies-table",
       }),
     ),

@@ -7,7 +7,7 @@ export const title = "Topology";
 
 const NODE_W = 160;
 const NODE_H = 36;
-const COL_GAP = 90;
+const COL_GAP = 130;
 const ROW_GAP = 34;
 const TOP = 34; // room for a self-loop (a route splitting a service among its own subsets)
 
@@ -65,7 +65,7 @@ export function render(ctx) {
     return svg("g", { class: "edge" },
       svg("title", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}`),
       svg("path", { d, "marker-end": "url(#arrow)" }),
-      svg("text", { x: lx, y: ly, "text-anchor": "middle" }, label.length > 18 ? `${label.slice(0, 17)}…` : label));
+      svg("text", { x: lx, y: ly, "text-anchor": "middle" }, label.length > 17 ? `${label.slice(0, 16)}…` : label));
   });
   const nodes = graph.nodes.map((n) => {
     const p = positions.get(n);

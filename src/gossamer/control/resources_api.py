@@ -217,6 +217,7 @@ class ResourceApi:
         finally:
             if not first.done():
                 first.cancel()
+                await asyncio.wait({first})  # the generator must stop running before aclose
             closer = getattr(events, "aclose", None)
             if closer is not None:
                 await closer()

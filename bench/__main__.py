@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import atexit
 import datetime
+import os
 import platform
 import shutil
 import socket
@@ -49,6 +50,8 @@ def _meta(quick: bool) -> dict[str, Any]:
         "quick": quick,
         "commit": commit,
         "versions": versions,
+        # gossamer's processes inherit it (python -O: asserts off)
+        "pythonoptimize": os.environ.get("PYTHONOPTIMIZE") or None,
     }
 
 

@@ -26,8 +26,8 @@ class DataplaneSettings:
     throughput_connections: int
 
 
-FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 10, 5, 5, 32)
-QUICK = DataplaneSettings(("1k",), 1000, 1, 10, 1, 1, 16)
+FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 20, 5, 5, 32)
+QUICK = DataplaneSettings(("1k",), 1000, 1, 20, 1, 1, 16)
 
 
 def _url(topology: Topology, body: str) -> str:
@@ -125,6 +125,11 @@ async def throughput_runs(
             run = _row(topology, body, result)
             run["rps"] = round(result.rps, 1)
             run["proxy_cpu_util"] = round(cpu / wall, 2) if topology.proxy_pids else None
+            run["cpu_us_per_req"] = (
+                round(cpu / result.requests * 1e6, 1)
+                if topology.proxy_pids and result.requests
+                else None
+            )
             run["p50_ms"] = round(result.latency_ms["p50"], 3)
             run["p99_ms"] = round(result.latency_ms["p99"], 3)
             runs[topology.name].append(run)
@@ -137,6 +142,11 @@ def _summarise(topology: Topology, body: str, runs: list[dict[str, object]]) -> 
         float(r["proxy_cpu_util"])  # type: ignore[arg-type]
         for r in runs
         if not r["failed"] and r["proxy_cpu_util"] is not None
+    ]
+    costs = [
+        float(r["cpu_us_per_req"])  # type: ignore[arg-type]
+        for r in runs
+        if not r["failed"] and r["cpu_us_per_req"] is not None
     ]
     failures = [str(r["error"]) for r in runs if r["failed"]]
     return {
@@ -151,6 +161,7 @@ def _summarise(topology: Topology, body: str, runs: list[dict[str, object]]) -> 
         "rps_min": round(min(good), 1) if good else None,
         "rps_max": round(max(good), 1) if good else None,
         "proxy_cpu_util_median": round(median(utils), 2) if utils else None,
+        "cpu_us_per_req_median": round(median(costs), 1) if costs else None,
         "rps_all": [r["rps"] for r in runs],
     }
 

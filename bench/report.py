@@ -31,6 +31,7 @@ THROUGHPUT_COLUMNS = (
     ("rps_min", "min"),
     ("rps_max", "max"),
     ("proxy_cpu_util_median", "proxy CPU (cores)"),
+    ("cpu_us_per_req_median", "CPU µs/req"),
     ("runs", "runs"),
     ("failed_runs", "failed"),
 )
@@ -69,7 +70,7 @@ def ratio_table(rows: Sequence[Row], metrics: Sequence[tuple[str, str]]) -> str:
     columns += [(metric, f"{title} ratio") for metric, title in metrics]
     out_rows: list[Row] = []
     for (path, body, versus), values in sorted(cells.items()):
-        rounded = {k: (round(v, 2) if v is not None else None) for k, v in values.items()}
+        rounded = {k: (f"{v:.2f}" if v is not None else None) for k, v in values.items()}
         out_rows.append({"path": path, "body": body, "versus": versus, **rounded})
     return table(out_rows, columns)
 
@@ -80,6 +81,7 @@ def markdown(results: Row) -> str:
     parts.append(
         f"{meta['cpus']} CPUs, mode {'quick' if meta['quick'] else 'full'}, "
         f"commit {meta.get('commit') or '?'}; {meta.get('versions', '')}"
+        + (f"; PYTHONOPTIMIZE={meta['pythonoptimize']}" if meta.get("pythonoptimize") else "")
     )
     dataplane = results.get("dataplane")
     if dataplane:
@@ -95,7 +97,12 @@ def markdown(results: Row) -> str:
         parts += ["", "## Data plane: max throughput (closed loop, proxies on one core)", ""]
         parts.append(table(dataplane["throughput"], THROUGHPUT_COLUMNS))
         parts += ["", "Ratios (gossamer ÷ peer, medians):", ""]
-        parts.append(ratio_table(dataplane["throughput"], (("rps_median", "req/s"),)))
+        parts.append(
+            ratio_table(
+                dataplane["throughput"],
+                (("rps_median", "req/s"), ("cpu_us_per_req_median", "CPU/req")),
+            )
+        )
         for note in dataplane.get("notes", []):
             parts += ["", f"- {note}"]
     control = results.get("control")

@@ -13,6 +13,7 @@ from gossamer.control.errors import ApiError, json_response, read_json_object
 from gossamer.control.fanout import Fanout
 from gossamer.control.registry import Registry, UnknownLease
 from gossamer.control.state import split_key
+from gossamer.control.subscriber import Subscriber
 from gossamer.model import ValidationFailed
 from gossamer.model.common import check_dns_label
 
@@ -135,6 +136,12 @@ class ProxyApi:
             )
         namespace = query.get("namespace", "default")
         service = query.get("service", "")
+        for name, value in (("namespace", namespace), ("service", service)):
+            if value:
+                try:
+                    check_dns_label(value)
+                except ValueError as exc:
+                    raise ApiError(400, f"{name} {value!r}: {exc}") from None
         watch = [k for k in query.get("watch", "").split(",") if k]
         roots = _service_keys(watch, "watch")
         if service:
@@ -149,7 +156,7 @@ class ProxyApi:
             self.fanout.unsubscribe(sub)
         return response
 
-    async def _pump(self, response: web.StreamResponse, sub: Any) -> None:
+    async def _pump(self, response: web.StreamResponse, sub: Subscriber) -> None:
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
         while sub.connected:

@@ -140,6 +140,9 @@ def test_config_shows_the_field_error_and_stores_nothing(
     open_page(page, seeded, "#/config")
     page.select_option("#config-kind", "HTTPRoute")
     page.click('#config-resources button[data-key="default/edit-me"]')
+    expect(page.locator('#config-resources button[data-key="default/edit-me"]')).to_have_attribute(
+        "aria-current", "true"
+    )
     editor = page.locator("#config-editor")
     text = editor.input_value()
     assert "weight: 3" in text
@@ -190,6 +193,10 @@ def test_keyboard_reaches_the_main_controls(page: Any, seeded: Mesh) -> None:
     expect(page.locator("#w-0-0")).to_be_visible()
     path = focus_path(page, 14)
     assert "id:w-0-0" in path and "id:w-0-1" in path, path
+    page.focus('input[aria-label="weight of reviews {version=v2} (slider)"]')
+    page.keyboard.press("ArrowRight")  # sliders move by keyboard too
+    expect(page.locator("#w-0-1")).to_have_value("11")
+    expect(page.locator("#traffic-editor .diff")).to_contain_text("10 → 11")
     page.goto(f"{seeded.url}/#/config")
     expect(page.locator("#config-kind")).to_be_visible()
     path = focus_path(page, 14)

@@ -45,6 +45,7 @@ export function mount(ctx) {
   const errorsBox = h("div", { id: "config-errors", role: "alert", "aria-live": "assertive" });
   const resultBox = h("div", { id: "config-result", role: "status", "aria-live": "polite" });
   let errorLines = new Map(); // line -> message
+  let selected = null; // "Kind ns/name" of the resource loaded into the editor
 
   const drawGutter = () => {
     const count = editor.value.split("\n").length;
@@ -58,12 +59,15 @@ export function mount(ctx) {
   const drawPicker = () => {
     const docs = ctx.model.list(kindSelect.value);
     picker.replaceChildren(...(docs.length ? docs.map((doc) =>
-      h("li", {}, h("button", { type: "button", dataset: { key: keyOf(doc) }, on: { click: () => load(doc) } },
+      h("li", {}, h("button", { type: "button", dataset: { key: keyOf(doc) }, on: { click: () => load(doc) },
+        "aria-current": selected === `${kindSelect.value} ${keyOf(doc)}` ? "true" : null },
         keyOf(doc)))) : [h("li.note", {}, `No ${kindSelect.value} yet.`)]));
   };
   kindSelect.addEventListener("change", drawPicker);
 
   function load(doc) {
+    selected = `${doc.kind} ${keyOf(doc)}`;
+    drawPicker();
     editor.value = toYaml(doc);
     errorLines = new Map();
     errorsBox.replaceChildren();

@@ -31,6 +31,7 @@ from gossamer.control.resources_api import ResourceApi
 from gossamer.control.state import MeshState
 from gossamer.model import KINDS
 from gossamer.store.base import Compacted, Record, Store
+from gossamer.ui import add_dashboard_routes
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -90,6 +91,8 @@ class ControlServer:
         self.fanout = Fanout(state, self.wall_clock)
         await self.registry.restore()
         self.app = self._app()
+        if not any(r.canonical == "/" for r in self.app.router.resources()):
+            add_dashboard_routes(self.app)  # the dashboard: GET / and /ui/<file>
         runner = web.AppRunner(
             self.app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
         )

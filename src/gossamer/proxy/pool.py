@@ -70,12 +70,16 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        client = exchange.client
+        client.cork()
         try:
             offset = self.reader.feed(data)
         except FramingError as exc:
             self.close()
             exchange.upstream_failed(exc.status, exc.reason, proven_unsent=False)
             return
+        finally:
+            client.uncork()
         if self.exchange is None and self.reader.in_message:
             self.close()  # bytes beyond the response we were waiting for
             return

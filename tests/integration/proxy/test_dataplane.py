@@ -307,3 +307,30 @@ async def test_drain_finishes_in_flight_and_closes_idle(dataplane, upstreams):
             b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone"
         )
     assert draining.done()
+
+
+async def test_head_without_body_then_reset_is_retried(dataplane, upstreams):
+    calls = 0
+
+    async def dies_once(reader, writer):
+        nonlocal calls
+        while True:
+            await read_request(reader)
+            calls += 1
+            if calls == 1:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+                await writer.drain()
+                return  # closes before the body
+            writer.write(ok_response(b"whole"))
+
+    upstream = await upstreams(dies_once)
+    rules = [
+        route(
+            [{"service": "default/reviews", "labels": {}, "weight": 1}],
+            retry={"attempts": 2, "backoff": 0.001, "codes": [503]},
+        )
+    ]
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    assert (await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"whole")
+    assert calls == 2

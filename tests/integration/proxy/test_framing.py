@@ -386,3 +386,17 @@ async def test_connect_failure_is_503(dataplane, upstreams):
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 16\r\n"
         b"x-gossamer-reason: connect_failure\r\nx-request-id: r1\r\n\r\nconnect_failure\n"
     )
+
+
+async def test_upstream_dying_between_head_and_body_is_a_clean_502(dataplane, upstreams):
+    async def head_then_die(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+        await writer.drain()  # then the handler returns: the connection closes
+
+    client = await connect(await proxy_to(dataplane, await upstreams(head_then_die)))
+    await client.send(b"GET / HTTP/1.1\r\nHost: a\r\n" + RID + b"\r\n")
+    assert await client.read_response() == (
+        b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 15\r\n"
+        b"x-gossamer-reason: upstream_reset\r\nx-request-id: r1\r\n\r\nupstream_reset\n"
+    )

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from gossamer.proxy.pool import EndpointKey, UpstreamConnection, UpstreamPool
 
 REPLAY_LIMIT = 64 * 1024  # bodies up to this size are kept for retries
-BUFFER_LIMIT = 64 * 1024  # body bytes held while no upstream is attached
+BUFFER_LIMIT = 64 * 1024
+HOLD_LIMIT = (
+    64 * 1024
+)  # fixed-length responses up to this size hold their head  # body bytes held while no upstream is attached
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _KEEP_ALIVE_10 = b"connection: keep-alive\r\n"
 
@@ -53,6 +56,7 @@ class Target(Protocol):
 class Exchange:
     __slots__ = (
         "attempt",
+        "attempt_timer",
         "body_size",
         "client",
         "closing",
@@ -61,6 +65,7 @@ class Exchange:
         "finished",
         "framing",
         "head",
+        "held_head",
         "interim",
         "key",
         "pool",
@@ -104,6 +109,7 @@ class Exchange:
         self.response_started = False
         self.framing = FRAMING_NONE
         self.interim = False
+        self.held_head: bytes | None = None  # a response head not yet written
         self.closing = not head.keep_alive
         self.finished = False
         self.tunnel = False
@@ -112,6 +118,7 @@ class Exchange:
         self.route: Any = None
         self.endpoint: Any = None
         self.timer: asyncio.TimerHandle | None = None
+        self.attempt_timer: asyncio.TimerHandle | None = None
         self.key: EndpointKey = ("", 0)
         self.connect_timeout = 5.0
 
@@ -129,6 +136,20 @@ class Exchange:
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.client.loop.call_later(seconds, self._timed_out)
+
+    def set_attempt_deadline(self, seconds: float | None) -> None:
+        """A per-attempt timeout (the route's backendRequest), until the response head."""
+        if self.attempt_timer is not None:
+            self.attempt_timer.cancel()
+            self.attempt_timer = None
+        if seconds:
+            self.attempt_timer = self.client.loop.call_later(seconds, self._attempt_timed_out)
+
+    def _attempt_timed_out(self) -> None:
+        self.attempt_timer = None
+        if self.finished or self.response_started:
+            return
+        self._attempt_failed(504, errors.UPSTREAM_TIMEOUT, proven_unsent=False)
 
     def send(self, key: EndpointKey, connect_timeout: float) -> None:
         """Start an attempt to `key`: a pooled connection now, or a new one soon."""
@@ -309,12 +330,29 @@ class Exchange:
         extra = b""
         if client_version == b"1.0" and not self.closing:
             extra = _KEEP_ALIVE_10
-        self.response_started = True
-        self.client.write(serialize_response(head, framing, self.closing, extra))
+        out = serialize_response(head, framing, self.closing, extra)
+        length = head.content_length
+        if framing == FRAMING_LENGTH and length and length <= HOLD_LIMIT and self.replayable:
+            # Hold a small response's head until its body starts: one send instead of
+            # two, and an upstream that dies between head and body (servers often write
+            # them separately) can still be retried as if nothing had been answered.
+            self.held_head = out
+            return
+        self._start_response(out)
         if framing == FRAMING_UPGRADE:
             self.client.start_tunnel()
 
+    def _start_response(self, head: bytes) -> None:
+        self.held_head = None
+        self.response_started = True
+        if self.attempt_timer is not None:
+            self.attempt_timer.cancel()
+            self.attempt_timer = None
+        self.client.write(head)
+
     def on_response_body(self, data: bytes) -> None:
+        if self.held_head is not None:
+            self._start_response(self.held_head)
         if self.framing == FRAMING_CHUNKED:
             self.client.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
         else:
@@ -326,6 +364,8 @@ class Exchange:
             return
         if self.finished:
             return
+        if self.held_head is not None:
+            self._start_response(self.held_head)
         if self.framing == FRAMING_CHUNKED:
             self.client.write(serialize_trailers(trailers) if trailers else LAST_CHUNK)
         conn = self.upstream
@@ -384,6 +424,9 @@ class Exchange:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.attempt_timer is not None:
+            self.attempt_timer.cancel()
+            self.attempt_timer = None
         self.target.done(self, self.status, ok)
         if self.framing != FRAMING_UPGRADE or not ok:
             self.client.exchange_finished(self, self.closing)

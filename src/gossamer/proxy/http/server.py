@@ -118,6 +118,8 @@ class ClientConnection(asyncio.Protocol):
         self.deadline_is_header = False
         self.timer: asyncio.TimerHandle | None = None
         self.lingering = False
+        self.corked = 0
+        self.out: list[bytes] = []
         self.identity: Any = None  # set by TLS listeners from the peer certificate
 
     # asyncio.Protocol -----------------------------------------------------------------------
@@ -264,6 +266,7 @@ class ClientConnection(asyncio.Protocol):
         if not transport.can_write_eof():
             self.close_after_write()
             return
+        self._flush()
         self.lingering = True
         self.paused = 0
         transport.resume_reading()
@@ -295,16 +298,39 @@ class ClientConnection(asyncio.Protocol):
 
     # writing and closing ---------------------------------------------------------------------
 
+    def cork(self) -> None:
+        """Collect writes until `uncork`: a response head, body and end that arrive in
+        one upstream read leave in one send, not three."""
+        self.corked += 1
+
+    def uncork(self) -> None:
+        self.corked -= 1
+        if not self.corked and self.out:
+            out, self.out = self.out, []
+            if self.transport is not None and not self.closed:
+                self.transport.writelines(out)
+
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self.corked:
+            self.out.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
 
     def writelines(self, parts: list[bytes]) -> None:
-        if self.transport is not None and not self.closed:
+        if self.corked:
+            self.out.extend(parts)
+        elif self.transport is not None and not self.closed:
             self.transport.writelines(parts)
+
+    def _flush(self) -> None:
+        if self.out:
+            out, self.out = self.out, []
+            if self.transport is not None and not self.closed:
+                self.transport.writelines(out)
 
     def close_after_write(self) -> None:
         if self.transport is not None and not self.closed:
+            self._flush()
             self.closed = True
             self.transport.close()
 

@@ -24,17 +24,19 @@ DISCOVERY_TIMEOUT = 5.0
 DEFAULT_ATTEMPTS = 2  # without a route retry policy: one retry of failures without a response
 NO_STATUS_CODES: frozenset[int] = frozenset()
 BACKOFF_CAP_FACTOR = 10.0
+PREVIOUS_HOST_REPICKS = 3
 
 
 class Routed:
     """Per-request routing state (one small object, only for mesh requests)."""
 
-    __slots__ = ("backend", "route", "view")
+    __slots__ = ("backend", "failed", "route", "view")
 
     def __init__(self, view: ServiceView, route: Any, backend: Backend) -> None:
         self.view = view
         self.route = route
         self.backend = backend
+        self.failed: Endpoint | None = None  # the last endpoint that failed this request
 
 
 def split_target(target: bytes) -> tuple[bytes | None, bytes]:
@@ -153,7 +155,16 @@ class OutboundTarget:
         self._attempt(ex, backend, now)
 
     def _attempt(self, ex: Exchange, backend: Backend, now: float) -> bool:
-        endpoint = backend.balancer.pick(now, self._hash_key(ex, backend))
+        hash_key = self._hash_key(ex, backend)
+        endpoint = backend.balancer.pick(now, hash_key)
+        routed: Routed = ex.route
+        if routed.failed is not None and len(backend.endpoints) > 1:
+            # A retry goes elsewhere when it can (Envoy's previous_hosts predicate): a
+            # fast-failing endpoint otherwise looks cheap to the balancer.
+            for _ in range(PREVIOUS_HOST_REPICKS):
+                if endpoint is not routed.failed:
+                    break
+                endpoint = backend.balancer.pick(now, hash_key)
         if endpoint is None:
             ex.endpoint = None
             ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
@@ -161,6 +172,9 @@ class OutboundTarget:
         ex.endpoint = endpoint
         backend.balancer.start(endpoint, now)
         self.stats.upstream_attempts += 1
+        route = routed.route
+        if route is not None and route.backend_request_timeout:
+            ex.set_attempt_deadline(route.backend_request_timeout)
         ex.send((endpoint.address, endpoint.port), backend.policy.connect_timeout)
         return True
 
@@ -176,8 +190,8 @@ class OutboundTarget:
             return False  # passthrough: no mesh policy
         now = self.loop.time()
         backend = routed.backend
+        routed.failed = ex.endpoint
         self._record(ex, backend, now, ok=False)
-        ex.endpoint = None
         policy = routed.route.retry if routed.route is not None else None
         attempts = policy.attempts if policy is not None else DEFAULT_ATTEMPTS
         codes = policy.codes if policy is not None else NO_STATUS_CODES

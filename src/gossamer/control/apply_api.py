@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Store
 # Waits until the proxies touched by revision N have ACKed it: (revision, seconds) -> sync body.
 SyncWaiter = Callable[[int, float], Awaitable[dict[str, Any]]]
 MAX_WAIT_SECONDS = 600.0
+APPLY_ATTEMPTS = 3
 
 
 def _doc_name(raw: Any, index: int) -> str:
@@ -43,6 +45,7 @@ class ApplyApi:
     ) -> None:
         self.store = store
         self.service_exists = service_exists
+        self._write_lock = asyncio.Lock()
         self.wait_for_sync = wait_for_sync
         self.wall_clock = wall_clock
 
@@ -72,24 +75,7 @@ class ApplyApi:
             raise ApiError(
                 422, f"{len(exc.errors)} error(s) in {len(documents)} document(s)", exc.errors
             ) from None
-        plans, warnings = await self._plan(resources)
-        ops = [
-            Op("put", *res.key, value=plan.value, expected_revision=plan.expected_revision)
-            for res, plan in zip(resources, plans, strict=True)
-            if plan.action != "unchanged"
-        ]
-        versions: dict[tuple[str, str, str], int] = {}
-        if ops and not dry_run:
-            try:
-                records = await self.store.txn(ops)
-            except (Conflict, AlreadyExists, NotFound):
-                raise ApiError(
-                    409, "a resource changed while applying; nothing was applied, retry"
-                ) from None
-            versions = {r.key: r.mod_revision for r in records}
-            revision = max(versions.values())
-        else:
-            revision = await self.store.revision()
+        plans, warnings, ops, versions, revision = await self._write(resources, dry_run)
         results = []
         for res, plan in zip(resources, plans, strict=True):
             kind, ns, name = res.key
@@ -111,6 +97,34 @@ class ApplyApi:
             no_change = {"complete": True, "pending": []}
             out["sync"] = await self.wait_for_sync(revision, float(wait)) if ops else no_change
         return json_response(out)
+
+    async def _write(
+        self, resources: list[Resource], dry_run: bool
+    ) -> tuple[list[Planned], list[str], list[Op], dict[tuple[str, str, str], int], int]:
+        """Plan against the stored state and write it in one transaction. A concurrent
+        writer moving a resource between the plan and the write means plan again."""
+        async with self._write_lock:  # applies do not race each other; others may
+            return await self._plan_and_write(resources, dry_run)
+
+    async def _plan_and_write(
+        self, resources: list[Resource], dry_run: bool
+    ) -> tuple[list[Planned], list[str], list[Op], dict[tuple[str, str, str], int], int]:
+        for _attempt in range(APPLY_ATTEMPTS):
+            plans, warnings = await self._plan(resources)
+            ops = [
+                Op("put", *res.key, value=plan.value, expected_revision=plan.expected_revision)
+                for res, plan in zip(resources, plans, strict=True)
+                if plan.action != "unchanged"
+            ]
+            if not ops or dry_run:
+                return plans, warnings, ops, {}, await self.store.revision()
+            try:
+                records = await self.store.txn(ops)
+            except (Conflict, AlreadyExists, NotFound):
+                continue
+            versions = {r.key: r.mod_revision for r in records}
+            return plans, warnings, ops, versions, max(versions.values())
+        raise ApiError(409, "resources kept changing while applying; nothing was applied, retry")
 
     async def _plan(self, resources: list[Resource]) -> tuple[list[Planned], list[str]]:
         # Services declared or given instances in this same apply count as existing.

@@ -10,6 +10,7 @@ Decisions are synchronous methods; the stream handler does the waiting and writi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from gossamer.control.state import MESH_KEY, MeshState
 from gossamer.control.subscriber import Subscriber, assemble_line
 from gossamer.store.base import Event
 
+log = logging.getLogger(__name__)
 MAX_REMEMBERED_DISCONNECTED = 1000
 
 
@@ -94,8 +96,13 @@ class Fanout:
             cached = self._cache.get(key)
             if cached is None:
                 continue  # nobody watches it
-            entry = compile_entry(self.state, key)
-            data = encode_entry(entry)
+            try:
+                entry = compile_entry(self.state, key)
+                data = encode_entry(entry)
+            except Exception:
+                # A compiler bug for one service must not stop every other proxy's updates.
+                log.exception("compiling %s failed; proxies keep its previous entry", key)
+                continue
             if data == cached.data:
                 continue
             changed += 1

@@ -149,3 +149,21 @@ async def test_multi_delete_is_all_or_nothing(api: Api) -> None:
     assert listed["items"] == []
     status, err = await api.call("POST", "/api/v1/delete", {"documents": [{"kind": "Widget"}]})
     assert status == 422 and err["errors"][0]["field"] == "kind"
+
+
+async def test_concurrent_applies_to_one_resource_all_land(api: Api) -> None:
+    import asyncio
+
+    await api.apply(service("reviews"))
+    protocols = ["HTTP", "HTTP2", "TCP", "GRPC", "HTTP2"]
+    answers = await asyncio.gather(
+        *(
+            api.apply(service("reviews", ports=[{"port": 80 + i, "protocol": p}]))
+            for i, p in enumerate(protocols)
+        )
+    )
+    assert [status for status, _ in answers] == [200] * len(protocols)
+    revisions = sorted(out["revision"] for _, out in answers)
+    assert len(set(revisions)) == len(protocols)  # each one a write of its own
+    _, got = await api.call("GET", "/api/v1/namespaces/default/services/reviews")
+    assert got["metadata"]["generation"] == 1 + len(protocols)

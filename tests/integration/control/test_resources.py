@@ -182,3 +182,23 @@ async def test_openapi_describes_every_route_the_server_serves(api: Api) -> None
         served.update((method, p) for p in paths)
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert served == documented
+
+
+async def test_openapi_refs_all_resolve(api: Api) -> None:
+    _, spec = await api.call("GET", "/openapi.json")
+    refs: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.add(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    schemas = spec["components"]["schemas"]
+    assert refs and all(r.startswith("#/components/schemas/") for r in refs)
+    assert {r.rsplit("/", 1)[1] for r in refs} <= set(schemas)

@@ -43,7 +43,8 @@ class Fanout:
         self.state = state
         self.wall_clock = wall_clock
         self.version = state.revision  # the revision the cache was last compiled at
-        self.subscribers: dict[str, Subscriber] = {}
+        self.subscribers: dict[str, Subscriber] = {}  # connected streams
+        self._gone: dict[str, Subscriber] = {}  # disconnected ones, oldest first, for listing
         self.has_work = asyncio.Event()
         self._cache: dict[str, CachedEntry] = {}
         self._watchers: dict[str, set[Subscriber]] = {}
@@ -127,6 +128,7 @@ class Fanout:
         self, proxy_id: str, service: str, namespace: str, roots: Iterable[str]
     ) -> tuple[Subscriber, bytes]:
         """A new stream; returns its state and its first line (the full view)."""
+        self._gone.pop(proxy_id, None)
         old = self.subscribers.pop(proxy_id, None)
         if old is not None:
             self._disconnect(old, replaced=True)
@@ -136,7 +138,6 @@ class Fanout:
         sub.pending.clear()
         sub.removed.clear()
         self.subscribers[proxy_id] = sub
-        self._forget_old_disconnected()
         sub.sent_version = self.version
         entries = [(k, self._cache[k].data) for k in sorted(sub.view)]
         return sub, assemble_line("snapshot", self.version, self._mesh, entries, None)
@@ -214,7 +215,7 @@ class Fanout:
                 "lastSeen": rfc3339(s.last_seen),
                 "watching": len(s.view),
             }
-            for s in sorted(self.subscribers.values(), key=lambda s: s.id)
+            for s in sorted([*self.subscribers.values(), *self._gone.values()], key=lambda s: s.id)
         ]
         return {"latest": self.version, "items": items}
 
@@ -291,12 +292,8 @@ class Fanout:
         sub.replaced = replaced
         sub.wake.set()
         if not replaced:
-            self.subscribers[sub.id] = sub  # remembered for listing, without a view
+            del self.subscribers[sub.id]
+            self._gone[sub.id] = sub  # remembered for listing, without a view
+            if len(self._gone) > MAX_REMEMBERED_DISCONNECTED:
+                self._gone.pop(next(iter(self._gone)))  # the longest gone
         self._notify()
-
-    def _forget_old_disconnected(self) -> None:
-        gone = [s for s in self.subscribers.values() if not s.connected]
-        if len(gone) > MAX_REMEMBERED_DISCONNECTED:
-            gone.sort(key=lambda s: s.last_seen)
-            for sub in gone[: len(gone) - MAX_REMEMBERED_DISCONNECTED]:
-                del self.subscribers[sub.id]

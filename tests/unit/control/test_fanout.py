@@ -203,3 +203,22 @@ async def test_wait_for_sync_names_proxies_that_did_not_ack() -> None:
     feed.fanout.ack("slow", 1)
     assert await feed.fanout.wait_for_sync(1, 0.05) == {"complete": True, "pending": []}
     assert idle.acked_version == 0
+
+
+def test_disconnected_proxies_are_remembered_up_to_a_bound() -> None:
+    from gossamer.control.fanout import MAX_REMEMBERED_DISCONNECTED
+
+    feed = Feed()
+    feed.fanout.flush()
+    for i in range(MAX_REMEMBERED_DISCONNECTED + 5):
+        sub, _ = feed.fanout.subscribe(f"p-{i:05d}", "web", "default", ["default/a"])
+        feed.fanout.unsubscribe(sub)
+    feed.fanout.subscribe("live", "web", "default", [])
+    items = feed.fanout.listing()["items"]
+    assert len(items) == MAX_REMEMBERED_DISCONNECTED + 1
+    ids = {i["id"] for i in items}
+    assert "p-00000" not in ids and "p-00004" not in ids  # the longest gone are forgotten
+    assert "p-00005" in ids and "live" in ids
+    assert sum(i["connected"] for i in items) == 1
+    assert not feed.fanout.ack("p-00004", 0)  # gone: no stream to ack on
+    assert feed.fanout.cached_entries() == 0

@@ -19,12 +19,13 @@ from gossamer.control.errors import ApiError, json_response, read_json_object
 from gossamer.control.resources_api import ServiceExists
 from gossamer.model import FieldError, ValidationFailed, lookup_kind, parse_documents
 from gossamer.model.parse import Resource
-from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Store
+from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Record, Store
 
 # Waits until the proxies touched by revision N have ACKed it: (revision, seconds) -> sync body.
 SyncWaiter = Callable[[int, float], Awaitable[dict[str, Any]]]
 MAX_WAIT_SECONDS = 600.0
 APPLY_ATTEMPTS = 3
+BULK_READ_THRESHOLD = 32  # documents of one kind and namespace: list them instead of get each
 
 
 def _doc_name(raw: Any, index: int) -> str:
@@ -137,15 +138,35 @@ class ApplyApi:
             elif res.kind == "Instance":
                 known.add(f"{res.metadata.namespace}/{getattr(res.spec, 'service', '')}")
         now = self.wall_clock()
+        stored = await self._existing([res.key for res in resources])
         plans: list[Planned] = []
         all_warnings: list[str] = []
         for res in resources:
             kind, ns, name = res.key
             warnings = missing_service_warnings(res, lambda key: key in known or exists(key))
             all_warnings.extend(f"{kind} {ns}/{name}: {w}" for w in warnings or ())
-            existing = await self.store.get(kind, ns, name)
-            plans.append(plan_write(res, existing, warnings, now))
+            plans.append(plan_write(res, stored.get(res.key), warnings, now))
         return plans, all_warnings
+
+    async def _existing(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], Record]:
+        """The stored records for `keys`: one get each for small applies, one listing per
+        (kind, namespace) for bulk ones (a thousand reads become a few)."""
+        groups: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        for key in keys:
+            groups.setdefault(key[:2], set()).add(key)
+        found: dict[tuple[str, str, str], Record] = {}
+        for (kind, ns), wanted in groups.items():
+            if len(wanted) >= BULK_READ_THRESHOLD:
+                records, _ = await self.store.list(kind, ns)
+                found.update((r.key, r) for r in records if r.key in wanted)
+                continue
+            for key in wanted:
+                record = await self.store.get(*key)
+                if record is not None:
+                    found[key] = record
+        return found
 
     async def delete(self, request: web.Request) -> web.Response:
         body = await read_json_object(request)

@@ -167,3 +167,14 @@ async def test_concurrent_applies_to_one_resource_all_land(api: Api) -> None:
     assert len(set(revisions)) == len(protocols)  # each one a write of its own
     _, got = await api.call("GET", "/api/v1/namespaces/default/services/reviews")
     assert got["metadata"]["generation"] == 1 + len(protocols)
+
+
+async def test_bulk_apply_reads_in_bulk_and_reports_each_action(api: Api) -> None:
+    docs = [service(f"svc-{i:03d}") for i in range(100)]
+    status, out = await api.apply(*docs)
+    assert status == 200 and {r["action"] for r in out["results"]} == {"created"}
+    docs[7] = service("svc-007", protocol="TCP")
+    status, out = await api.apply(*docs, service("extra"))
+    actions = [r["action"] for r in out["results"]]
+    assert actions.count("unchanged") == 99
+    assert actions[7] == "configured" and actions[100] == "created"

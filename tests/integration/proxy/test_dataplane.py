@@ -334,3 +334,20 @@ async def test_head_without_body_then_reset_is_retried(dataplane, upstreams):
     port = await dataplane.start_outbound("127.0.0.1", 0)
     assert (await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"whole")
     assert calls == 2
+
+
+async def test_stats_count_requests_and_render_prometheus(dataplane, upstreams):
+    upstream = await upstreams(keepalive_ok)
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port])}, "REGISTRY_ONLY")
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    await get(port, b"POST /a HTTP/1.1\r\nHost: reviews\r\ncontent-length: 3\r\n\r\nabc")
+    await get(port, b"GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n")
+    text = dataplane.stats.render_prometheus().decode()
+    assert 'gossamer_requests_total{direction="outbound",status_class="2xx",reason=""} 1' in text
+    assert (
+        'gossamer_requests_total{direction="outbound",status_class="4xx",reason="egress_refused"} 1'
+        in text
+    )
+    assert "gossamer_request_body_bytes_total 3\n" in text
+    assert "gossamer_response_body_bytes_total 2\n" in text  # "/a"
+    assert "gossamer_upstream_attempts_total 1\n" in text

@@ -70,6 +70,8 @@ class Exchange:
         "key",
         "pool",
         "request_done",
+        "reason",
+        "response_bytes",
         "response_started",
         "route",
         "sent_log",
@@ -114,6 +116,8 @@ class Exchange:
         self.finished = False
         self.tunnel = False
         self.status = 0
+        self.reason = ""  # set for locally generated responses
+        self.response_bytes = 0
         self.attempt = 0
         self.route: Any = None
         self.endpoint: Any = None
@@ -208,6 +212,7 @@ class Exchange:
             self._close(False)
             return
         self.status = status
+        self.reason = reason
         close = self.closing or not self.request_done or self.client.draining
         self.client.write(
             errors.error_response(status, reason, close=close, request_id=self.head.request_id)
@@ -351,6 +356,7 @@ class Exchange:
         self.client.write(head)
 
     def on_response_body(self, data: bytes) -> None:
+        self.response_bytes += len(data)
         if self.held_head is not None:
             self._start_response(self.held_head)
         if self.framing == FRAMING_CHUNKED:

@@ -216,9 +216,17 @@ class ClientConnection(asyncio.Protocol):
         listener.target.begin(exchange)
 
     def exchange_finished(self, exchange: Exchange, close: bool) -> None:
-        self.listener.stats.request_done(self.listener.direction, exchange.status)
+        self.listener.stats.request_done(
+            self.listener.direction,
+            exchange.status,
+            exchange.reason,
+            exchange.body_size,
+            exchange.response_bytes,
+        )
         if self.exchange is exchange:
             self.exchange = None
+        if self.closed:
+            return  # the client is gone: pipelined leftovers go nowhere
         if close or (self.draining and not self.backlog):
             self.close_after_write()
             return
@@ -308,7 +316,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.corked and self.out:
             out, self.out = self.out, []
             if self.transport is not None and not self.closed:
-                self.transport.writelines(out)
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def write(self, data: bytes) -> None:
         if self.corked:

@@ -351,3 +351,31 @@ async def test_stats_count_requests_and_render_prometheus(dataplane, upstreams):
     assert "gossamer_request_body_bytes_total 3\n" in text
     assert "gossamer_response_body_bytes_total 2\n" in text  # "/a"
     assert "gossamer_upstream_attempts_total 1\n" in text
+
+
+async def test_request_timeout_is_504_and_streaming_response_is_not_cut(dataplane, upstreams):
+    release = asyncio.Event()
+
+    async def handler(reader, writer):
+        while True:
+            request = await read_request(reader)
+            if b"/stall" in request:
+                await release.wait()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n")
+            await writer.drain()
+            await release.wait()  # the rest comes after the route timeout has passed
+            writer.write(b"1\r\nb\r\n0\r\n\r\n")
+
+    upstream = await upstreams(handler)
+    rules = [route([{"service": "default/reviews", "labels": {}, "weight": 1}])]
+    rules[0]["timeouts"]["request"] = 0.2
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    streaming = await connect(port)
+    await streaming.send(b"GET /stream HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    response = await get(port, b"GET /stall HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 504 ") and reason(response) == b"upstream_timeout"
+    release.set()  # only after the 0.2 s timeout fired for the stalled request
+    expected = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
+    assert await streaming.read_exactly(len(expected)) == expected

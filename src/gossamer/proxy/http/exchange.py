@@ -78,6 +78,7 @@ class Exchange:
         "started_at",
         "status",
         "target",
+        "timeout",
         "timer",
         "trailers",
         "tunnel",
@@ -122,6 +123,7 @@ class Exchange:
         self.route: Any = None
         self.endpoint: Any = None
         self.timer: asyncio.TimerHandle | None = None
+        self.timeout = 0.0
         self.attempt_timer: asyncio.TimerHandle | None = None
         self.key: EndpointKey = ("", 0)
         self.connect_timeout = 5.0
@@ -137,8 +139,11 @@ class Exchange:
     # deciding ---------------------------------------------------------------------------
 
     def set_deadline(self, seconds: float) -> None:
+        """The request timeout: from now until the response starts, not counting time
+        the client is still sending its body (as Envoy's route timeout)."""
         if self.timer is not None:
             self.timer.cancel()
+        self.timeout = seconds
         self.timer = self.client.loop.call_later(seconds, self._timed_out)
 
     def set_attempt_deadline(self, seconds: float | None) -> None:
@@ -240,8 +245,12 @@ class Exchange:
 
     def _timed_out(self) -> None:
         self.timer = None
-        if not self.finished:
-            self.fail(504, errors.UPSTREAM_TIMEOUT)
+        if self.finished or self.response_started:
+            return
+        if not self.request_done and self.upstream is not None:
+            self.set_deadline(self.timeout)  # still uploading: the clock starts at its end
+            return
+        self.fail(504, errors.UPSTREAM_TIMEOUT)
 
     # request side (from the client connection) ---------------------------------------------
 
@@ -350,6 +359,9 @@ class Exchange:
     def _start_response(self, head: bytes) -> None:
         self.held_head = None
         self.response_started = True
+        if self.timer is not None:  # a streaming response is not cut by the request timeout
+            self.timer.cancel()
+            self.timer = None
         if self.attempt_timer is not None:
             self.attempt_timer.cancel()
             self.attempt_timer = None

@@ -57,6 +57,7 @@ class Exchange:
     __slots__ = (
         "attempt",
         "attempt_timer",
+        "body_mark",
         "body_size",
         "client",
         "closing",
@@ -107,6 +108,7 @@ class Exchange:
         self.unsent_size = 0
         self.sent_log: list[bytes] | None = []  # None once the body outgrew REPLAY_LIMIT
         self.body_size = 0
+        self.body_mark = 0  # body_size when the request timer was last armed
         self.request_done = False
         self.trailers: Headers | None = None
         self.response_started = False
@@ -247,8 +249,13 @@ class Exchange:
         self.timer = None
         if self.finished or self.response_started:
             return
-        if not self.request_done and self.upstream is not None:
-            self.set_deadline(self.timeout)  # still uploading: the clock starts at its end
+        if not self.request_done:
+            if self.body_size > self.body_mark:
+                # Still uploading: the clock starts at the request's end.
+                self.body_mark = self.body_size
+                self.set_deadline(self.timeout)
+                return
+            self.fail(408, errors.REQUEST_TIMEOUT)  # the client stalled mid-body
             return
         self.fail(504, errors.UPSTREAM_TIMEOUT)
 

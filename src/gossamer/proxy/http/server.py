@@ -118,6 +118,8 @@ class ClientConnection(asyncio.Protocol):
         self.deadline_is_header = False
         self.timer: asyncio.TimerHandle | None = None
         self.lingering = False
+        self.eof = False
+        self.broken = False
         self.corked = 0
         self.out: list[bytes] = []
         self.identity: Any = None  # set by TLS listeners from the peer certificate
@@ -134,8 +136,8 @@ class ClientConnection(asyncio.Protocol):
         self._set_deadline(self.config.idle_timeout, header=False)
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            return  # discarded: the answer is sent, the framing is lost
+        if self.lingering or self.broken:
+            return  # discarded: the framing is lost
         if self.tunnel:
             if self.exchange is not None:
                 self.exchange.client_tunnel_data(data)
@@ -155,10 +157,14 @@ class ClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.lingering:
             return None
-        # Half-close from the client: finish the in-flight response, then close.
-        if self.exchange is not None and not self.tunnel:
+        self.eof = True
+        exchange = self.exchange
+        if exchange is not None and not self.tunnel and exchange.request_done:
+            # Half-close after a whole request: deliver its response, then close.
             self.draining = True
             return True
+        if exchange is not None:
+            exchange.client_lost()  # a request that can never complete
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -245,8 +251,15 @@ class ClientConnection(asyncio.Protocol):
             self.backlog.pop(0)
             if kind == 1:
                 self.exchange.request_body(item)
-            else:
+            elif kind == 2:
                 self.exchange.request_end(item)
+            else:
+                self.exchange.fail(*item)  # this request's body was malformed
+                return
+        if self.eof and self.exchange is not None and not self.exchange.request_done:
+            self.exchange.client_lost()  # its body was cut by the client's EOF
+            self.close_after_write()
+            return
         if not self.backlog:
             self._pause(_PAUSE_BACKLOG, False)
             if self.exchange is None:
@@ -257,7 +270,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         """A framing error: answer after any earlier in-flight response, then close."""
-        if self.exchange is not None or self.backlog:
+        self.broken = True  # the parser is in an error state: feed it nothing more
+        exchange = self.exchange
+        if exchange is not None and not self.backlog and not exchange.request_done:
+            exchange.fail(status, reason)  # its own body is malformed (aborts if answered)
+            return
+        if exchange is not None or self.backlog:
             self.backlog.append((3, (status, reason)))
             self._pause(_PAUSE_BACKLOG, True)
             return

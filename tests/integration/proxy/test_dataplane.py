@@ -379,3 +379,25 @@ async def test_request_timeout_is_504_and_streaming_response_is_not_cut(dataplan
     release.set()  # only after the 0.2 s timeout fired for the stalled request
     expected = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
     assert await streaming.read_exactly(len(expected)) == expected
+
+
+async def test_idle_pooled_connections_are_closed_after_the_idle_timeout(dataplane, upstreams):
+    closed = asyncio.Event()
+
+    async def notes_close(reader, writer):
+        try:
+            await keepalive_ok(reader, writer)
+        finally:
+            closed.set()
+
+    upstream = await upstreams(notes_close)
+    port = await dataplane.start_inbound("127.0.0.1", 0, "127.0.0.1", upstream.port)
+    assert (await get(port, b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")).endswith(b"/1")
+    pool = dataplane.app_pool
+    assert pool is not None and pool.idle_count() == 1
+    now = asyncio.get_running_loop().time()
+    assert pool.sweep(now + 1.0) == 0  # younger than the idle timeout: kept
+    assert pool.sweep(now + pool.idle_timeout + 1.0) == 1  # virtual time: past it
+    await asyncio.wait_for(closed.wait(), 5)  # the upstream saw the close
+    assert (await get(port, b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")).endswith(b"/2")
+    assert upstream.accepted == 2

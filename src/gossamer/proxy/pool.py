@@ -33,6 +33,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "keep_alive",
         "key",
+        "on_close",
         "pool",
         "reader",
         "reused",
@@ -52,6 +53,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.tunnel = False
         self.keep_alive = True  # the last response allows reuse
+        self.on_close: Callable[[], None] | None = None  # e.g. a circuit-breaker release
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -92,6 +94,9 @@ class UpstreamConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
         self.closed = True
         self.pool.forget(self)
         self.pool.stats_connections(-1)

@@ -401,3 +401,31 @@ async def test_idle_pooled_connections_are_closed_after_the_idle_timeout(datapla
     await asyncio.wait_for(closed.wait(), 5)  # the upstream saw the close
     assert (await get(port, b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")).endswith(b"/2")
     assert upstream.accepted == 2
+
+
+async def test_overflow_when_max_connections_reached(dataplane, upstreams):
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def slow(reader, writer):
+        while True:
+            await read_request(reader)
+            arrived.set()
+            await release.wait()
+            writer.write(ok_response())
+
+    upstream = await upstreams(slow)
+    limits = {"maxConnections": 1, "maxPendingRequests": 10, "maxRequests": 10}
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], limits=limits)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    first = await connect(port)
+    await first.send(b"GET /1 HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    await asyncio.wait_for(arrived.wait(), 5)
+    # The one connection is busy and no second may be opened.
+    response = await get(port, b"GET /2 HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 503 ") and reason(response) == b"overflow"
+    release.set()
+    assert (await first.read_response()).endswith(b"ok")
+    # Released to the pool: the next request reuses it within the limit.
+    assert (await get(port, b"GET /3 HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"ok")
+    assert dataplane.stats.overflows == 1 and upstream.accepted == 1

@@ -69,6 +69,7 @@ class Exchange:
         "held_head",
         "interim",
         "key",
+        "limits",
         "pool",
         "reason",
         "request_done",
@@ -129,6 +130,7 @@ class Exchange:
         self.attempt_timer: asyncio.TimerHandle | None = None
         self.key: EndpointKey = ("", 0)
         self.connect_timeout = 5.0
+        self.limits: Any = None  # held while a new connection is being made
 
     @property
     def replayable(self) -> bool:
@@ -162,8 +164,12 @@ class Exchange:
             return
         self._attempt_failed(504, errors.UPSTREAM_TIMEOUT, proven_unsent=False)
 
-    def send(self, key: EndpointKey, connect_timeout: float) -> None:
-        """Start an attempt to `key`: a pooled connection now, or a new one soon."""
+    def send(self, key: EndpointKey, connect_timeout: float, limits: Any = None) -> None:
+        """Start an attempt to `key`: a pooled connection now, or a new one soon.
+
+        `limits` (a resilience.Limits) bounds requests waiting for a new connection and
+        the connections opened: beyond either, the answer is 503 overflow.
+        """
         if self.finished:
             return
         self.attempt += 1
@@ -172,17 +178,32 @@ class Exchange:
         conn = self.pool.acquire(key, self.client.loop.time())
         if conn is not None:
             self._attach(conn)
-        else:
-            self.pool.connect(key, connect_timeout, self._connected)
+            return
+        if limits is not None:
+            if not limits.try_acquire_pending():
+                self.fail(503, errors.OVERFLOW)
+                return
+            if not limits.try_acquire_connection():
+                limits.release_pending()
+                self.fail(503, errors.OVERFLOW)
+                return
+        self.limits = limits
+        self.pool.connect(key, connect_timeout, self._connected)
 
     def _connected(self, conn: UpstreamConnection | None, reason: str) -> None:
+        limits, self.limits = self.limits, None
+        if limits is not None:
+            limits.release_pending()
+            if conn is None:
+                limits.release_connection()
+            else:
+                conn.on_close = limits.release_connection
         if conn is None:
             if not self.finished:
                 self._attempt_failed(503, reason, proven_unsent=True)
             return
         if self.finished or self.upstream is not None:
             self.pool.release(conn, self.client.loop.time())
-            conn.reused = False
             return
         self._attach(conn)
 

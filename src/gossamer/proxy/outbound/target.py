@@ -143,7 +143,6 @@ class OutboundTarget:
             ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
             return
         if not backend.limits.try_acquire_request():
-            self.stats.overflows += 1
             ex.fail(503, errors.OVERFLOW)
             return
         ex.route = Routed(view, route, backend)
@@ -175,7 +174,7 @@ class OutboundTarget:
         route = routed.route
         if route is not None and route.backend_request_timeout:
             ex.set_attempt_deadline(route.backend_request_timeout)
-        ex.send((endpoint.address, endpoint.port), backend.policy.connect_timeout)
+        ex.send((endpoint.address, endpoint.port), backend.policy.connect_timeout, backend.limits)
         return True
 
     def _hash_key(self, ex: Exchange, backend: Backend) -> bytes | None:

@@ -30,6 +30,8 @@ class Stats:
         requests[key] = requests.get(key, 0) + 1
         self.request_bytes += req_bytes
         self.response_bytes += resp_bytes
+        if reason == "overflow":
+            self.overflows += 1
 
     def connection_opened(self, direction: str) -> None:
         self.connections_total[direction] = self.connections_total.get(direction, 0) + 1

@@ -429,3 +429,30 @@ async def test_overflow_when_max_connections_reached(dataplane, upstreams):
     # Released to the pool: the next request reuses it within the limit.
     assert (await get(port, b"GET /3 HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"ok")
     assert dataplane.stats.overflows == 1 and upstream.accepted == 1
+
+
+async def test_backend_request_timeout_retries_a_stalled_attempt(dataplane, upstreams):
+    calls = 0
+
+    async def stalls_once(reader, writer):
+        nonlocal calls
+        while True:
+            await read_request(reader)
+            calls += 1
+            if calls == 1:
+                await reader.read()  # never answers this one
+                return
+            writer.write(ok_response(b"second"))
+
+    upstream = await upstreams(stalls_once)
+    rules = [
+        route(
+            [{"service": "default/reviews", "labels": {}, "weight": 1}],
+            retry={"attempts": 2, "backoff": 0.001, "codes": [504]},
+        )
+    ]
+    rules[0]["timeouts"] = {"request": 5.0, "backendRequest": 0.1}
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], rules)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    assert (await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"second")
+    assert calls == 2 and dataplane.stats.retries == 1

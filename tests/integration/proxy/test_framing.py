@@ -400,3 +400,26 @@ async def test_upstream_dying_between_head_and_body_is_a_clean_502(dataplane, up
         b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 15\r\n"
         b"x-gossamer-reason: upstream_reset\r\nx-request-id: r1\r\n\r\nupstream_reset\n"
     )
+
+
+async def test_http10_keep_alive_with_known_length(dataplane, upstreams):
+    client = await connect(await proxy_to(dataplane, await upstreams(keepalive_ok)))
+    for path in (b"/a", b"/b"):
+        await client.send(b"GET " + path + b" HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert await client.read_response() == (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n" + path
+        )
+
+
+async def test_upstream_connection_close_is_not_pooled(dataplane, upstreams):
+    async def closes(reader, writer):
+        await read_request(reader)
+        writer.write(ok_response(b"once", b"Connection: close\r\n"))
+        await writer.drain()
+
+    upstream = await upstreams(closes)
+    client = await connect(await proxy_to(dataplane, upstream))
+    for _ in range(2):
+        await client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert await client.read_response() == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nonce"
+    assert upstream.accepted == 2

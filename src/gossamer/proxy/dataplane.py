@@ -11,7 +11,7 @@ import contextlib
 import ssl as ssl_module
 from typing import Any
 
-from gossamer.proxy.http.server import Listener, ListenerConfig
+from gossamer.proxy.http.listener import Listener, ListenerConfig
 from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
 from gossamer.proxy.outbound.target import OutboundTarget
 from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool

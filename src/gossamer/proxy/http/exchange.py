@@ -21,6 +21,7 @@ from gossamer.proxy.http.head import (
     Headers,
     RequestHead,
     ResponseHead,
+    response_framing,
     serialize_request,
     serialize_response,
     serialize_trailers,
@@ -352,17 +353,7 @@ class Exchange:
             self.upstream = conn
         self.status = status
         client_version = self.head.version
-        if status == 101 and self.head.upgrade:
-            framing = FRAMING_UPGRADE
-        elif self.head.method == b"HEAD" or status in (204, 304) or status < 200:
-            framing = FRAMING_NONE
-        elif head.content_length is not None and not head.chunked:
-            framing = FRAMING_LENGTH
-        elif client_version == b"1.1":
-            framing = FRAMING_CHUNKED
-        else:
-            framing = FRAMING_CLOSE
-        self.framing = framing
+        framing = self.framing = response_framing(self.head, head)
         if (
             framing == FRAMING_CLOSE
             or self.client.draining

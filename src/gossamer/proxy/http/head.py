@@ -172,6 +172,20 @@ FRAMING_CLOSE = 3  # body ends when the connection closes (HTTP/1.0 clients)
 FRAMING_UPGRADE = 4  # 101: raw tunnel follows
 
 
+def response_framing(request: RequestHead, response: ResponseHead) -> int:
+    """How the response body is delimited towards the client (RFC 9112 6.3)."""
+    status = response.status
+    if status == 101 and request.upgrade:
+        return FRAMING_UPGRADE
+    if request.method == b"HEAD" or status in (204, 304) or status < 200:
+        return FRAMING_NONE
+    if response.content_length is not None and not response.chunked:
+        return FRAMING_LENGTH
+    if request.version == b"1.1":
+        return FRAMING_CHUNKED
+    return FRAMING_CLOSE  # an HTTP/1.0 client cannot read chunked
+
+
 def serialize_trailers(trailers: Headers) -> bytes:
     """The last chunk with forwardable trailer fields."""
     parts = [b"0\r\n"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
-from gossamer.proxy.http.server import Listener, ListenerConfig
+from gossamer.proxy.http.listener import Listener, ListenerConfig
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.telemetry.stats import Stats
 

@@ -50,6 +50,7 @@ class DataPlane:
         self._stop = asyncio.Event()
         self.mesh_pool: UpstreamPool | None = None  # to other sidecars (and egress)
         self.app_pool: UpstreamPool | None = None  # to the local app
+        self.egress_pool: UpstreamPool | None = None  # to hosts outside the mesh (ALLOW_ANY)
 
     async def _started(self) -> asyncio.TaskGroup:
         if self._task_group is None:
@@ -63,8 +64,9 @@ class DataPlane:
             async with asyncio.TaskGroup() as tg:
                 self.mesh_pool = self._pool(tg, self.mesh_client_ssl)
                 self.app_pool = self._pool(tg, None)
-                tg.create_task(self.mesh_pool.run_sweeper())
-                tg.create_task(self.app_pool.run_sweeper())
+                self.egress_pool = self._pool(tg, None)
+                for pool in (self.mesh_pool, self.app_pool, self.egress_pool):
+                    tg.create_task(pool.run_sweeper())
                 ready.set_result(tg)
                 await self._stop.wait()
                 raise _Stop
@@ -82,7 +84,7 @@ class DataPlane:
     async def start_outbound(self, host: str, port: int) -> int:
         tg = await self._started()
         assert self.mesh_pool is not None
-        target = OutboundTarget(self.holder, self.stats, tg)
+        target = OutboundTarget(self.holder, self.stats, tg, egress_pool=self.egress_pool)
         return await self._listen(
             Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
         )
@@ -91,7 +93,9 @@ class DataPlane:
         """A plain listener where every request goes to `service_key` ("ns/name")."""
         tg = await self._started()
         assert self.mesh_pool is not None
-        target = OutboundTarget(self.holder, self.stats, tg, service_key=service_key)
+        target = OutboundTarget(
+            self.holder, self.stats, tg, service_key=service_key, egress_pool=self.egress_pool
+        )
         return await self._listen(
             Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
         )
@@ -127,7 +131,7 @@ class DataPlane:
     async def close(self) -> None:
         for listener in self.listeners:
             listener.close()
-        for pool in (self.mesh_pool, self.app_pool):
+        for pool in (self.mesh_pool, self.app_pool, self.egress_pool):
             if pool is not None:
                 pool.close_all()
         self._stop.set()

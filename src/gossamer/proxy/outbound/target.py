@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
+from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.resilience import backoff, is_retriable
 from gossamer.proxy.routing import choose_backend, match_route
 from gossamer.proxy.state import SnapshotHolder
@@ -25,6 +26,8 @@ DEFAULT_ATTEMPTS = 2  # without a route retry policy: one retry of failures with
 NO_STATUS_CODES: frozenset[int] = frozenset()
 BACKOFF_CAP_FACTOR = 10.0
 PREVIOUS_HOST_REPICKS = 3
+EGRESS_CONNECT_TIMEOUT = 5.0  # DESIGN.md defaults; no TrafficPolicy applies outside the mesh
+EGRESS_REQUEST_TIMEOUT = 15.0
 
 
 class Routed:
@@ -67,12 +70,14 @@ class OutboundTarget:
         task_group: asyncio.TaskGroup,
         service_key: str | None = None,
         rand: Any = random.random,
+        egress_pool: UpstreamPool | None = None,
     ) -> None:
         self.holder = holder
         self.stats = stats
         self.task_group = task_group
         self.service_key = service_key  # fixed for `--upstream` listeners
         self.rand = rand
+        self.egress_pool = egress_pool  # plain connections to hosts outside the mesh
         self.loop = asyncio.get_running_loop()
 
     # Target ------------------------------------------------------------------------------
@@ -115,8 +120,10 @@ class OutboundTarget:
         if policy != "ALLOW_ANY":
             ex.fail(403, errors.EGRESS_REFUSED)
             return
-        ex.set_deadline(15.0)
-        ex.send(host_and_port(authority), 5.0)
+        if self.egress_pool is not None:
+            ex.pool = self.egress_pool
+        ex.set_deadline(EGRESS_REQUEST_TIMEOUT)
+        ex.send(host_and_port(authority), EGRESS_CONNECT_TIMEOUT)
 
     def _route(self, ex: Exchange, view: ServiceView, host: str) -> None:
         if not view.exists:

@@ -11,7 +11,7 @@ import contextlib
 import ssl as ssl_module
 from typing import Any
 
-from gossamer.proxy.http.listener import Listener, ListenerConfig
+from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
 from gossamer.proxy.outbound.target import OutboundTarget
 from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool
@@ -35,6 +35,7 @@ class DataPlane:
         mesh_client_ssl: ssl_module.SSLContext | None = None,
         inbound_server_ssl: ssl_module.SSLContext | None = None,
         authorize: Authorizer | None = None,
+        identify: Identify | None = None,
     ) -> None:
         self.holder = holder
         self.identity = identity
@@ -44,6 +45,7 @@ class DataPlane:
         self.mesh_client_ssl = mesh_client_ssl
         self.inbound_server_ssl = inbound_server_ssl
         self.authorize = authorize
+        self.identify = identify
         self.listeners: list[Listener] = []
         self._task_group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -112,6 +114,7 @@ class DataPlane:
             config=self._config(b"https" if tls else b"http"),
             authorize=self.authorize,
             server_ssl=self.inbound_server_ssl,
+            identify=self.identify,
         )
         return await self._listen(listener, host, port, self.inbound_server_ssl)
 

@@ -456,3 +456,29 @@ async def test_backend_request_timeout_retries_a_stalled_attempt(dataplane, upst
     port = await dataplane.start_outbound("127.0.0.1", 0)
     assert (await get(port, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")).endswith(b"second")
     assert calls == 2 and dataplane.stats.retries == 1
+
+
+async def test_inbound_authorization_hook_sees_identity_and_can_deny(upstreams):
+    from gossamer.proxy.state import SnapshotHolder
+    from gossamer.proxy.telemetry.stats import Stats
+
+    seen: list[Any] = []
+
+    def identify(transport: Any) -> str:
+        return f"peer:{transport.get_extra_info('peername')[0]}"
+
+    def authorize(identity: Any, head: Any) -> bool:
+        seen.append(identity)
+        return bool(head.target != b"/private")
+
+    plane = DataPlane(SnapshotHolder(), None, Stats(), authorize=authorize, identify=identify)
+    try:
+        port = await plane.start_inbound(
+            "127.0.0.1", 0, "127.0.0.1", (await upstreams(keepalive_ok)).port
+        )
+        assert (await get(port, b"GET /public HTTP/1.1\r\nHost: a\r\n\r\n")).endswith(b"/public")
+        denied = await get(port, b"GET /private HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert denied.startswith(b"HTTP/1.1 403 ") and reason(denied) == b"forbidden"
+        assert seen == ["peer:127.0.0.1", "peer:127.0.0.1"]
+    finally:
+        await plane.close()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
+from collections.abc import Callable
+from typing import Any
 
 from gossamer.proxy.http.exchange import Target
 from gossamer.proxy.http.reader import MAX_HEADER_BYTES, MAX_HEADERS
 from gossamer.proxy.http.server import ClientConnection
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.telemetry.stats import Stats
+
+# transport -> the caller's identity (e.g. its SPIFFE ID from the client certificate)
+Identify = Callable[[asyncio.BaseTransport], Any]
 
 
 class ListenerConfig:
@@ -40,8 +45,10 @@ class Listener:
         stats: Stats,
         direction: str,
         config: ListenerConfig | None = None,
+        identify: Identify | None = None,
     ) -> None:
         self.target = target
+        self.identify = identify  # peer identity from the TLS transport, for authorization
         self.pool = pool
         self.stats = stats
         self.direction = direction

@@ -56,6 +56,8 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast(asyncio.Transport, transport)
+        if self.listener.identify is not None:
+            self.identity = self.listener.identify(transport)
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]).encode() if peer else b"unknown"
         self.listener.connections.add(self)

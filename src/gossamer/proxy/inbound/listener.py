@@ -12,7 +12,7 @@ from typing import Any
 
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
-from gossamer.proxy.http.listener import Listener, ListenerConfig
+from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.telemetry.stats import Stats
 
@@ -69,7 +69,8 @@ def make_inbound_listener(
     config: ListenerConfig | None = None,
     authorize: Authorizer | None = None,
     server_ssl: ssl_module.SSLContext | None = None,
+    identify: Identify | None = None,
 ) -> Listener:
     config = config or ListenerConfig(proto=b"https" if server_ssl is not None else b"http")
     target = LocalAppTarget(app_host, app_port, authorize=authorize)
-    return Listener(target, pool, stats, "inbound", config)
+    return Listener(target, pool, stats, "inbound", config, identify)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.load import WrkResult, run_wrk
 from bench.procs import ProcessSet, process_tree, tree_cpu_seconds, tree_rss_mib
@@ -20,14 +20,15 @@ class DataplaneSettings:
     bodies: tuple[str, ...]
     rate: float  # fixed-rate load, requests/s
     rate_seconds: float
+    rate_rounds: int
     rate_connections: int
     throughput_runs: int
     throughput_seconds: float
     throughput_connections: int
 
 
-FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 20, 5, 5, 32)
-QUICK = DataplaneSettings(("1k",), 1000, 1, 20, 1, 1, 16)
+FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 3, 20, 5, 5, 32)
+QUICK = DataplaneSettings(("1k",), 1000, 1, 1, 20, 1, 1, 16)
 
 
 def _url(topology: Topology, body: str) -> str:
@@ -53,7 +54,7 @@ async def _loaded_run(
     rate: float | None = None,
 ) -> tuple[WrkResult, float, float, float]:
     """One wrk run; returns it with proxy CPU seconds, peak RSS (MiB) and wall seconds."""
-    pids = [pid for root in topology.proxy_pids for pid in process_tree(root)]
+    pids = _tree(topology.proxy_pids)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     peak = [tree_rss_mib(pids)]
@@ -76,36 +77,84 @@ async def _loaded_run(
     return result, cpu, peak[0], loop.time() - wall_before
 
 
-async def fixed_rate(
-    procs: ProcessSet, topology: Topology, body: str, settings: DataplaneSettings
+@dataclass
+class _FixedRateRuns:
+    """One topology's fixed-rate runs, summed (CPU, requests) or taken as medians (latency)."""
+
+    idle_rss: float
+    requests: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0
+    peak_rss: float = 0.0
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    p999: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, result: WrkResult, cpu: float, peak_rss: float) -> None:
+        if result.failed:
+            self.errors.append(result.describe_errors())
+            return
+        self.requests += result.requests
+        self.seconds += result.duration_s
+        self.cpu += cpu
+        self.peak_rss = max(self.peak_rss, peak_rss)
+        self.p50.append(result.latency_ms["p50"])
+        self.p99.append(result.latency_ms["p99"])
+        self.p999.append(result.latency_ms["p999"])
+
+
+async def fixed_rate_rounds(
+    procs: ProcessSet, topologies: Sequence[Topology], body: str, settings: DataplaneSettings
+) -> list[dict[str, object]]:
+    """Paced runs, `rate_rounds` per topology, alternating: cost per request over all of
+    them, latency percentiles as the median over the rounds (robust to a noisy neighbour)."""
+    runs = {t.name: _FixedRateRuns(idle_rss=tree_rss_mib(_tree(t.proxy_pids))) for t in topologies}
+    for _ in range(settings.rate_rounds):
+        for topology in topologies:
+            result, cpu, peak_rss, _ = await _loaded_run(
+                procs,
+                topology,
+                body,
+                duration=settings.rate_seconds,
+                connections=settings.rate_connections,
+                rate=settings.rate,
+            )
+            runs[topology.name].add(result, cpu, peak_rss)
+    return [_fixed_rate_row(t, body, settings, runs[t.name]) for t in topologies]
+
+
+def _tree(roots: Sequence[int]) -> list[int]:
+    return [pid for root in roots for pid in process_tree(root)]
+
+
+def _fixed_rate_row(
+    topology: Topology, body: str, settings: DataplaneSettings, runs: _FixedRateRuns
 ) -> dict[str, object]:
-    pids = [pid for root in topology.proxy_pids for pid in process_tree(root)]
-    idle_rss = tree_rss_mib(pids)
-    result, cpu, peak_rss, _ = await _loaded_run(
-        procs,
-        topology,
-        body,
-        duration=settings.rate_seconds,
-        connections=settings.rate_connections,
-        rate=settings.rate,
-    )
-    row = _row(topology, body, result)
-    has_proxy = bool(pids)
-    row.update(
-        {
-            "target_rps": settings.rate,
-            "achieved_rps": round(result.rps, 1),
-            "cpu_us_per_req": round(cpu / result.requests * 1e6, 1)
-            if has_proxy and result.requests
-            else None,
-            "rss_idle_mib": round(idle_rss, 1) if has_proxy else None,
-            "rss_load_mib": round(peak_rss, 1) if has_proxy else None,
-            "p50_ms": round(result.latency_ms["p50"], 3),
-            "p99_ms": round(result.latency_ms["p99"], 3),
-            "p999_ms": round(result.latency_ms["p999"], 3),
-        }
-    )
-    return row
+    has_proxy = bool(topology.proxy_pids)
+    ok = runs.requests > 0
+
+    def ms(values: list[float]) -> float | None:
+        return round(median(values), 3) if values else None
+
+    return {
+        "proxy": topology.proxy,
+        "path": topology.path,
+        "body": body,
+        "rounds": settings.rate_rounds,
+        "requests": runs.requests,
+        "failed": bool(runs.errors),
+        "error": "; ".join(runs.errors) or None,
+        "target_rps": settings.rate,
+        "achieved_rps": round(runs.requests / runs.seconds, 1) if ok else None,
+        "cpu_us_per_req": round(runs.cpu / runs.requests * 1e6, 1) if has_proxy and ok else None,
+        "rss_idle_mib": round(runs.idle_rss, 1) if has_proxy else None,
+        "rss_load_mib": round(runs.peak_rss, 1) if has_proxy and ok else None,
+        "p50_ms": ms(runs.p50),
+        "p99_ms": ms(runs.p99),
+        "p999_ms": ms(runs.p999),
+        "p99_ms_all": [round(v, 3) for v in runs.p99],
+    }
 
 
 async def throughput_runs(

@@ -44,15 +44,34 @@ def prepare_workdir(workdir: Path) -> None:
         path.chmod(0o644)
 
 
-async def _start_config(
-    procs: ProcessSet, name: str, config: str, cmd: list[str], port: int, core: int | None
-) -> Started:
-    started = await procs.start(name, cmd, core=core)
-    try:
-        await wait_for_port(port, started.proc)
-    except (RuntimeError, TimeoutError) as exc:
-        raise HarnessError(f"{name} did not start: {exc}\n{started.log_tail()}") from exc
-    return started
+def _write_config(config: Path, template: str, values: dict[str, str | int]) -> None:
+    config.write_text(render((TEMPLATES / template).read_text(), values))
+
+
+async def _start_peer(
+    procs: ProcessSet,
+    name: str,
+    template: str,
+    config: Path,
+    cmd: list[str],
+    values: dict[str, str | int],
+    core: int | None,
+) -> tuple[Started, int]:
+    """Render the config on a free port and start it; retry on a fresh port if another
+    process took that one between our probe and the peer's bind."""
+    for attempt in range(1, 4):
+        port = free_port()
+        _write_config(config, template, {**values, "port": port})
+        started = await procs.start(name, cmd, core=core)
+        try:
+            await wait_for_port(port, started.proc)
+            if started.proc.returncode is None:  # it is ours that listens, not a stranger
+                return started, port
+        except (RuntimeError, TimeoutError) as exc:
+            if attempt == 3:
+                raise HarnessError(f"{name} did not start: {exc}\n{started.log_tail()}") from exc
+        await procs.stop(started)
+    raise HarnessError(f"{name} did not start on three free ports:\n{started.log_tail()}")
 
 
 async def start_nginx(
@@ -61,18 +80,11 @@ async def start_nginx(
     nginx = binary("nginx")
     if nginx is None:
         raise FileNotFoundError("nginx is not installed (make system-deps)")
-    port = free_port()
-    values: dict[str, str | int] = {
-        "dir": str(procs.workdir),
-        "name": name,
-        "port": port,
-        "next_port": next_port,
-    }
+    values: dict[str, str | int] = {"dir": str(procs.workdir), "name": name, "next_port": next_port}
     config = procs.workdir / f"{name}.conf"
-    config.write_text(render((TEMPLATES / template).read_text(), values))
     cmd = [nginx, "-p", str(procs.workdir), "-e", str(procs.workdir / f"{name}-error.log")]
     cmd += ["-c", str(config)]
-    return await _start_config(procs, name, str(config), cmd, port, core), port
+    return await _start_peer(procs, name, template, config, cmd, values, core)
 
 
 async def start_upstream(procs: ProcessSet, core: int | None) -> tuple[Started, int]:
@@ -85,14 +97,7 @@ async def start_haproxy(
     haproxy = binary("haproxy")
     if haproxy is None:
         raise FileNotFoundError("haproxy is not installed (make system-deps)")
-    port = free_port()
-    values: dict[str, str | int] = {
-        "dir": str(procs.workdir),
-        "name": name,
-        "port": port,
-        "next_port": next_port,
-    }
+    values: dict[str, str | int] = {"dir": str(procs.workdir), "name": name, "next_port": next_port}
     config = procs.workdir / f"{name}.cfg"
-    config.write_text(render((TEMPLATES / "haproxy_sidecar.cfg").read_text(), values))
     cmd = [haproxy, "-db", "-f", str(config)]
-    return await _start_config(procs, name, str(config), cmd, port, core), port
+    return await _start_peer(procs, name, "haproxy_sidecar.cfg", config, cmd, values, core)

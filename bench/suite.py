@@ -7,7 +7,13 @@ from typing import Any
 import httpx
 
 from bench import gossamer_mesh
-from bench.dataplane import LOAD_CORE, PROXY_CORE, DataplaneSettings, fixed_rate, throughput_runs
+from bench.dataplane import (
+    LOAD_CORE,
+    PROXY_CORE,
+    DataplaneSettings,
+    fixed_rate_rounds,
+    throughput_runs,
+)
 from bench.peers import BODY_SIZES, prepare_workdir, start_upstream
 from bench.procs import HarnessError, ProcessSet
 from bench.topology import PATHS, PEERS, Topology, available_peers, direct, peer_topology
@@ -55,8 +61,7 @@ async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[
             await preflight(topology, body)
     fixed = []
     for body in settings.bodies:
-        for topology in topologies:
-            row = await fixed_rate(procs, topology, body, settings)
+        for row in await fixed_rate_rounds(procs, topologies, body, settings):
             _print_progress("fixed rate", row)
             fixed.append(row)
     throughput = []
@@ -65,8 +70,9 @@ async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[
             _print_progress("throughput", row)
             throughput.append(row)
     notes.append(
-        f"fixed rate: wrk -t1 -c{settings.rate_connections} paced to {settings.rate:g} req/s for "
-        f"{settings.rate_seconds:g} s; throughput: wrk -t1 -c{settings.throughput_connections}, "
+        f"fixed rate: wrk -t1 -c{settings.rate_connections} paced to {settings.rate:g} req/s, "
+        f"{settings.rate_rounds} x {settings.rate_seconds:g} s per topology, alternating "
+        f"(latency: median over the rounds); throughput: wrk -t1 -c{settings.throughput_connections}, "
         f"{settings.throughput_runs} x {settings.throughput_seconds:g} s per topology, alternating; "
         f"proxies pinned to core {PROXY_CORE}, wrk and upstream nginx to core {LOAD_CORE}"
     )
@@ -79,5 +85,6 @@ async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[
 
 
 def _print_progress(measure: str, row: dict[str, Any]) -> None:
-    shown = {k: v for k, v in row.items() if k not in ("proxy", "path", "body", "rps_all")}
+    hidden = ("proxy", "path", "body", "rps_all", "p99_ms_all")
+    shown = {k: v for k, v in row.items() if k not in hidden}
     print(f"  {measure}: {row['proxy']} {row['path']} {row['body']}: {shown}", flush=True)

@@ -482,3 +482,26 @@ async def test_inbound_authorization_hook_sees_identity_and_can_deny(upstreams):
         assert seen == ["peer:127.0.0.1", "peer:127.0.0.1"]
     finally:
         await plane.close()
+
+
+async def test_retry_avoids_the_endpoint_that_failed(dataplane, upstreams):
+    live = await upstreams(keepalive_ok)
+    dead = await upstreams(keepalive_ok)
+    dead.close()
+    assert dead.server is not None
+    await dead.server.wait_closed()
+    # Consistent hashing sends a key to the same endpoint every time: without avoidance
+    # the retry of a key owned by the dead endpoint would go there again.
+    services = {
+        "default/reviews": entry(
+            "reviews",
+            [live.port, dead.port],
+            lb={"type": "ConsistentHash", "hashOn": {"header": "x-user"}},
+        )
+    }
+    install(dataplane, services)
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    for user in range(12):
+        request = b"GET /u HTTP/1.1\r\nHost: reviews\r\nx-user: %d\r\n\r\n" % user
+        assert (await get(port, request)).endswith(b"/u")
+    assert dataplane.stats.retries > 0  # some keys were owned by the dead endpoint

@@ -10,6 +10,7 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any
 
+from gossamer.proxy.balance import hash_key_from_headers
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
 from gossamer.proxy.pool import UpstreamPool
@@ -25,7 +26,6 @@ DISCOVERY_TIMEOUT = 5.0
 DEFAULT_ATTEMPTS = 2  # without a route retry policy: one retry of failures without a response
 NO_STATUS_CODES: frozenset[int] = frozenset()
 BACKOFF_CAP_FACTOR = 10.0
-PREVIOUS_HOST_REPICKS = 3
 EGRESS_CONNECT_TIMEOUT = 5.0  # DESIGN.md defaults; no TrafficPolicy applies outside the mesh
 EGRESS_REQUEST_TIMEOUT = 15.0
 
@@ -39,7 +39,7 @@ class Routed:
         self.view = view
         self.route = route
         self.backend = backend
-        self.failed: Endpoint | None = None  # the last endpoint that failed this request
+        self.failed: tuple[Endpoint, ...] = ()  # endpoints that failed this request
 
 
 def split_target(target: bytes) -> tuple[bytes | None, bytes]:
@@ -164,13 +164,17 @@ class OutboundTarget:
         hash_key = self._hash_key(ex, backend)
         endpoint = backend.balancer.pick(now, hash_key)
         routed: Routed = ex.route
-        if routed.failed is not None and len(backend.endpoints) > 1:
-            # A retry goes elsewhere when it can (Envoy's previous_hosts predicate): a
-            # fast-failing endpoint otherwise looks cheap to the balancer.
-            for _ in range(PREVIOUS_HOST_REPICKS):
-                if endpoint is not routed.failed:
-                    break
-                endpoint = backend.balancer.pick(now, hash_key)
+        failed = routed.failed
+        if failed and endpoint in failed:
+            # A retry goes elsewhere when it can (Envoy's previous_hosts predicate): a dead
+            # endpoint that fails fast can still look cheapest to the balancer.
+            others = [
+                ep
+                for ep in backend.endpoints
+                if ep not in failed and ep.outlier.ejected_until <= now
+            ]
+            if others:
+                endpoint = others[int(self.rand() * len(others))]
         if endpoint is None:
             ex.endpoint = None
             ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
@@ -185,10 +189,10 @@ class OutboundTarget:
         return True
 
     def _hash_key(self, ex: Exchange, backend: Backend) -> bytes | None:
-        header = backend.policy.lb.hash_header
-        if header:
-            return ex.head.header(header)
-        return None
+        lb = backend.policy.lb
+        if lb.hash_header is None and lb.hash_cookie is None:
+            return None
+        return hash_key_from_headers(lb, ex.head.headers)
 
     def retry(self, ex: Exchange, status: int, reason: str, proven_unsent: bool) -> bool:
         routed: Routed | None = ex.route
@@ -196,7 +200,8 @@ class OutboundTarget:
             return False  # passthrough: no mesh policy
         now = self.loop.time()
         backend = routed.backend
-        routed.failed = ex.endpoint
+        if ex.endpoint is not None:
+            routed.failed += (ex.endpoint,)
         self._record(ex, backend, now, ok=False)
         policy = routed.route.retry if routed.route is not None else None
         attempts = policy.attempts if policy is not None else DEFAULT_ATTEMPTS

@@ -304,6 +304,8 @@ async def test_connection_close_from_client(dataplane, upstreams):
 
 
 async def test_websocket_upgrade_tunnels_raw_bytes(dataplane, upstreams):
+    upstream_saw_close = asyncio.Event()
+
     async def handler(reader, writer):
         head = await read_head(reader)
         assert b"connection: upgrade\r\nupgrade: websocket\r\n" in head
@@ -313,6 +315,7 @@ async def test_websocket_upgrade_tunnels_raw_bytes(dataplane, upstreams):
         while data := await reader.read(65536):
             writer.write(data.upper())
             await writer.drain()
+        upstream_saw_close.set()
 
     client = await connect(await proxy_to(dataplane, await upstreams(handler)))
     await client.send(
@@ -326,6 +329,7 @@ async def test_websocket_upgrade_tunnels_raw_bytes(dataplane, upstreams):
     await client.send(b"\x81\x00raw\xffbytes")
     assert await client.read_exactly(11) == b"\x81\x00RAW\xffBYTES"
     client.close()
+    await asyncio.wait_for(upstream_saw_close.wait(), 5)  # the tunnel's far side closes too
 
 
 async def test_pool_reuses_upstream_connection(dataplane, upstreams):

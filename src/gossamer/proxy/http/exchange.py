@@ -253,6 +253,7 @@ class Exchange:
 
     def _attempt_failed(self, status: int, reason: str, proven_unsent: bool) -> None:
         self._drop_upstream()
+        self.held_head = None
         if self._rewind() and self.target.retry(self, status, reason, proven_unsent):
             return
         self.fail(status, reason)
@@ -327,6 +328,8 @@ class Exchange:
             self.upstream.pause_reading(paused)
 
     def client_lost(self) -> None:
+        if self.tunnel:
+            self._drop_upstream()  # an upgraded exchange outlives its HTTP part
         if not self.finished:
             self._drop_upstream(abort=True)
             self._close(False)

@@ -58,6 +58,7 @@ class Exchange:
     __slots__ = (
         "attempt",
         "attempt_timer",
+        "backend_limits",
         "body_mark",
         "body_size",
         "client",
@@ -132,6 +133,7 @@ class Exchange:
         self.key: EndpointKey = ("", 0)
         self.connect_timeout = 5.0
         self.limits: Any = None  # held while a new connection is being made
+        self.backend_limits: Any = None  # the limits of the current attempt's backend
 
     @property
     def replayable(self) -> bool:
@@ -176,6 +178,7 @@ class Exchange:
         self.attempt += 1
         self.key = key
         self.connect_timeout = connect_timeout
+        self.backend_limits = limits
         conn = self.pool.acquire(key, self.client.loop.time())
         if conn is not None:
             self._attach(conn)
@@ -432,7 +435,7 @@ class Exchange:
             # A pooled connection the server had already closed: retry at once.
             self._drop_upstream()
             self.attempt -= 1  # not a real attempt: the request never left
-            self.send(self.key, self.connect_timeout)
+            self.send(self.key, self.connect_timeout, self.backend_limits)
             return
         self._attempt_failed(status, reason, proven_unsent)
 

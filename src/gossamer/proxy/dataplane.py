@@ -13,7 +13,7 @@ from typing import Any
 
 from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
-from gossamer.proxy.outbound.target import OutboundTarget
+from gossamer.proxy.outbound.target import DISCOVERY_TIMEOUT, OutboundTarget
 from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool
 from gossamer.proxy.state import SnapshotHolder
 from gossamer.proxy.telemetry.stats import Stats
@@ -36,6 +36,7 @@ class DataPlane:
         inbound_server_ssl: ssl_module.SSLContext | None = None,
         authorize: Authorizer | None = None,
         identify: Identify | None = None,
+        discovery_timeout: float = DISCOVERY_TIMEOUT,
     ) -> None:
         self.holder = holder
         self.identity = identity
@@ -46,6 +47,7 @@ class DataPlane:
         self.inbound_server_ssl = inbound_server_ssl
         self.authorize = authorize
         self.identify = identify
+        self.discovery_timeout = discovery_timeout  # bounded wait for on-demand discovery
         self.listeners: list[Listener] = []
         self._task_group: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -86,7 +88,13 @@ class DataPlane:
     async def start_outbound(self, host: str, port: int) -> int:
         tg = await self._started()
         assert self.mesh_pool is not None
-        target = OutboundTarget(self.holder, self.stats, tg, egress_pool=self.egress_pool)
+        target = OutboundTarget(
+            self.holder,
+            self.stats,
+            tg,
+            egress_pool=self.egress_pool,
+            discovery_timeout=self.discovery_timeout,
+        )
         return await self._listen(
             Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
         )
@@ -96,7 +104,12 @@ class DataPlane:
         tg = await self._started()
         assert self.mesh_pool is not None
         target = OutboundTarget(
-            self.holder, self.stats, tg, service_key=service_key, egress_pool=self.egress_pool
+            self.holder,
+            self.stats,
+            tg,
+            service_key=service_key,
+            egress_pool=self.egress_pool,
+            discovery_timeout=self.discovery_timeout,
         )
         return await self._listen(
             Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port

@@ -505,3 +505,24 @@ async def test_retry_avoids_the_endpoint_that_failed(dataplane, upstreams):
         request = b"GET /u HTTP/1.1\r\nHost: reviews\r\nx-user: %d\r\n\r\n" % user
         assert (await get(port, request)).endswith(b"/u")
     assert dataplane.stats.retries > 0  # some keys were owned by the dead endpoint
+
+
+async def test_discovery_that_never_arrives_is_bounded(upstreams):
+    from gossamer.proxy.state import SnapshotHolder
+    from gossamer.proxy.telemetry.stats import Stats
+
+    plane = DataPlane(SnapshotHolder(), None, Stats(), discovery_timeout=0.2)
+    try:
+        install(plane, {})
+        asked = asyncio.Event()
+
+        async def silent(key: str) -> None:
+            asked.set()  # queued, but the control plane never delivers the entry
+
+        plane.holder.on_discover = silent
+        port = await plane.start_outbound("127.0.0.1", 0)
+        response = await get(port, b"GET / HTTP/1.1\r\nHost: ghost\r\n\r\n")
+        assert asked.is_set()
+        assert response.startswith(b"HTTP/1.1 503 ") and reason(response) == b"no_healthy_endpoint"
+    finally:
+        await plane.close()

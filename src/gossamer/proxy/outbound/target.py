@@ -71,6 +71,7 @@ class OutboundTarget:
         service_key: str | None = None,
         rand: Any = random.random,
         egress_pool: UpstreamPool | None = None,
+        discovery_timeout: float = DISCOVERY_TIMEOUT,
     ) -> None:
         self.holder = holder
         self.stats = stats
@@ -78,6 +79,7 @@ class OutboundTarget:
         self.service_key = service_key  # fixed for `--upstream` listeners
         self.rand = rand
         self.egress_pool = egress_pool  # plain connections to hosts outside the mesh
+        self.discovery_timeout = discovery_timeout
         self.loop = asyncio.get_running_loop()
 
     # Target ------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ class OutboundTarget:
 
     async def _discover(self, ex: Exchange, key: str, host: str) -> None:
         lookup = None if self.service_key is not None else host
-        view = await self.holder.discover(key, DISCOVERY_TIMEOUT, lookup)
+        view = await self.holder.discover(key, self.discovery_timeout, lookup)
         if ex.finished:
             return
         if view is None:

@@ -42,28 +42,28 @@ class SnapshotHolder:
         Returns the view (which may say `exists=False`), or None when the hook is missing,
         fails, or the entry does not arrive within `timeout`.
         """
-        lookup_name = host or key.split("/", 1)[1] + "." + key.split("/", 1)[0]
+        namespace, _, name = key.partition("/")
+        lookup_name = host or f"{name}.{namespace}"
         view = self._lookup(lookup_name)
         if view is not None:
             return view
         hook = self.on_discover
         if hook is None:
             return None
+        asking = key not in self._asked  # one ask per key in flight; the rest just wait
         try:
             async with asyncio.timeout(timeout):
-                if key not in self._asked:
+                if asking:
                     self._asked.add(key)
-                    try:
-                        await hook(key)
-                    except Exception:
-                        self._asked.discard(key)  # let a later request ask again
-                        return None
+                    await hook(key)
                 while (view := self._lookup(lookup_name)) is None:
                     await self.changed()
                 return view
-        except TimeoutError:
-            self._asked.discard(key)
+        except Exception:  # the hook failed or the entry did not arrive in time
             return None
+        finally:
+            if asking:
+                self._asked.discard(key)  # a later request may ask again
 
     def _lookup(self, host: str) -> ServiceView | None:
         current = self.current

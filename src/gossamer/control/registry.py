@@ -18,7 +18,7 @@ from gossamer.model import FieldError, ValidationFailed, parse_document
 from gossamer.store.base import Conflict, NotFound, Op, Record, Store
 
 log = logging.getLogger(__name__)
-REGISTER_FIELDS = ("service", "address", "port", "appPort", "labels", "leaseSeconds")
+REGISTER_FIELDS = ("service", "address", "port", "appPort", "statsPort", "labels", "leaseSeconds")
 
 
 class UnknownLease(KeyError):

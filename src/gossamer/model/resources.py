@@ -54,6 +54,7 @@ class InstanceSpec(Strict):
     address: str = Field(min_length=1, max_length=253)
     port: Port  # the sidecar's inbound port: where mesh traffic for this instance goes
     appPort: Port | None = None
+    statsPort: Port | None = None  # the sidecar's stats listener (/metrics), same address
     labels: Labels = Field(default_factory=dict)
     proxy: str | None = None  # id of the owning proxy
     leaseSeconds: float = Field(default=10.0, gt=0, le=3600)

@@ -252,9 +252,11 @@ class Registration:
     app_port: int
     labels: dict[str, str]
     lease_seconds: float
+    stats_port: int | None = None  # where Prometheus scrapes /metrics (same address)
 
     def body(self) -> dict[str, Any]:
         return {
+            **({"statsPort": self.stats_port} if self.stats_port else {}),
             "service": self.service,
             "namespace": self.namespace,
             "address": self.address,

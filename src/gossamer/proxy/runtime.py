@@ -142,6 +142,7 @@ class Sidecar:
             app_port=cfg.app_port,
             labels=cfg.labels,
             lease_seconds=cfg.lease,
+            stats_port=self.ports["stats"],
         )
 
     def ready_line(self) -> str:

@@ -36,6 +36,12 @@ ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/proxies/{id}/stream", "Snapshot stream (NDJSON)", None, None, True),
     ("post", "/api/v1/proxies/{id}/ack", "Acknowledge a version", None, None, False),
     ("post", "/api/v1/proxies/{id}/watch", "Add services to the view", None, None, False),
+    ("post", "/api/v1/proxies/{id}/telemetry", "Push measured telemetry", None, None, False),
+    ("get", "/api/v1/metrics/services", "Golden metrics per service", None, None, False),
+    ("get", "/api/v1/metrics/edges", "Golden metrics per caller edge", None, None, False),
+    ("get", "/api/v1/metrics/top", "Busiest paths of a service", None, None, False),
+    ("get", "/api/v1/tap", "Live request summaries (NDJSON)", None, None, True),
+    ("get", "/api/v1/prometheus/targets", "Prometheus HTTP service discovery", None, None, False),
 ]
 
 

@@ -24,11 +24,14 @@ from gossamer.control.auth import auth_middleware
 from gossamer.control.discovery_api import DiscoveryApi
 from gossamer.control.errors import ApiError, error_middleware, json_response
 from gossamer.control.fanout import Fanout
+from gossamer.control.metrics_api import MetricsApi
 from gossamer.control.openapi import build_openapi
 from gossamer.control.proxies_api import SUPPORTED_PROTOCOLS, ProxyApi
 from gossamer.control.registry import Registry
 from gossamer.control.resources_api import ResourceApi
 from gossamer.control.state import MeshState
+from gossamer.control.tap_api import TapApi
+from gossamer.control.telemetry import TelemetryStore
 from gossamer.model import KINDS
 from gossamer.store.base import Compacted, Record, Store
 from gossamer.ui import add_dashboard_routes
@@ -81,6 +84,7 @@ class ControlServer:
         self.ready = asyncio.Event()
         self.registry = Registry(store, clock, wall_clock)
         self.fanout = Fanout(MeshState(), wall_clock)
+        self.telemetry = TelemetryStore()  # golden metrics pushed by proxies
         self.deltas_compiled = 0  # flushes that changed at least one entry
         self.app: web.Application | None = None
 
@@ -147,6 +151,8 @@ class ControlServer:
                 web.get("/api/v1/version", self._version),
                 *apply.routes(),
                 *DiscoveryApi(self.store).routes(),
+                *MetricsApi(self.store, self.telemetry, self.wall_clock).routes(),
+                *TapApi(self.store).routes(),
                 *proxies.routes(),
                 *resources.routes(),  # last: its /api/v1/{plural} matches broadly
             ]

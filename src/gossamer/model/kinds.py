@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from gossamer.model.progressive import CanarySpec
 from gossamer.model.resources import (
     HTTPRouteSpec,
     InstanceSpec,
@@ -13,6 +14,7 @@ from gossamer.model.resources import (
     ServiceSpec,
     TrafficPolicySpec,
 )
+from gossamer.model.security import AuthorizationPolicySpec, PeerAuthenticationSpec
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("HTTPRoute", "httproutes", HTTPRouteSpec, ("route", "routes", "hr")),
         KindInfo("TrafficPolicy", "trafficpolicies", TrafficPolicySpec, ("tp", "policy")),
         KindInfo("MeshConfig", "meshconfigs", MeshConfigSpec, ("mesh",)),
+        KindInfo(
+            "AuthorizationPolicy", "authorizationpolicies", AuthorizationPolicySpec, ("authz", "ap")
+        ),
+        KindInfo("PeerAuthentication", "peerauthentications", PeerAuthenticationSpec, ("pa",)),
+        KindInfo("Canary", "canaries", CanarySpec),
     )
 }
 

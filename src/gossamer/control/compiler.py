@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from gossamer.control.authz_compiler import DEFAULT_MTLS, compile_authz, compile_mtls
 from gossamer.control.state import Attached, MeshState, service_key, split_key
 from gossamer.model.resources import MeshConfigSpec, TrafficPolicySpec
 
@@ -182,6 +183,17 @@ def _compile_filter(flt: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return {"type": kind, field: flt[field]}
 
 
+def _session_persistence(given: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """{"header": "x-user-id"} or {"cookie": "session"}: the sticky key hashed to pick the
+    weighted backend (header names lower-cased, as the sidecar compares them)."""
+    if not given:
+        return None
+    name = given["sessionName"]
+    if given.get("type", "Cookie") == "Header":
+        return {"header": name.lower()}
+    return {"cookie": name}
+
+
 def _compile_rule(rule: Mapping[str, Any], namespace: str, parent: str) -> dict[str, Any]:
     """Everything of a (rule, match) pair that does not depend on the match."""
     filters = [_compile_filter(f, namespace) for f in rule.get("filters") or ()]
@@ -199,7 +211,9 @@ def _compile_rule(rule: Mapping[str, Any], namespace: str, parent: str) -> dict[
         backends = [{"service": parent, "labels": {}, "weight": 1}]
     timeouts = rule.get("timeouts") or {}
     retry = rule.get("retry")
+    sticky = _session_persistence(rule.get("sessionPersistence"))
     return {
+        **({"sessionPersistence": sticky} if sticky else {}),
         "backends": backends,
         "filters": filters,
         "timeouts": {
@@ -260,6 +274,8 @@ def compile_entry(state: MeshState, key: str) -> dict[str, Any]:
             "endpoints": [],
             "routes": [],
             "policy": _DEFAULT_POLICY,
+            "authz": [],
+            "mtls": DEFAULT_MTLS,
         }
     declared = state.service_spec(key) or {}
     policy = state.policy_for(key)
@@ -275,6 +291,8 @@ def compile_entry(state: MeshState, key: str) -> dict[str, Any]:
         "endpoints": state.healthy_endpoints(key),
         "routes": compile_routes(state.routes_for(key), key),
         "policy": compiled_policy,
+        "authz": compile_authz(state, key),  # for the inbound sidecars of this service
+        "mtls": compile_mtls(state, key),
     }
 
 

@@ -42,6 +42,19 @@ ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/metrics/top", "Busiest paths of a service", None, None, False),
     ("get", "/api/v1/tap", "Live request summaries (NDJSON)", None, None, True),
     ("get", "/api/v1/prometheus/targets", "Prometheus HTTP service discovery", None, None, False),
+    *(
+        ("post", f"/api/v1/namespaces/{{ns}}/canaries/{{name}}/{action}", summary, None, None, False)
+        for action, summary in (
+            ("start", "Start a canary run (body: {spec})"),
+            ("promote", "Promote the canary now"),
+            ("abort", "Abort the canary: all traffic back to the baseline"),
+            ("pause", "Pause the canary at its step"),
+            ("resume", "Resume a paused canary"),
+        )
+    ),
+    ("get", "/api/v1/namespaces/{ns}/canaries/{name}/status", "A canary", None, None, False),
+    ("post", "/api/v1/namespaces/{ns}/services/{name}/split", "Set weights", None, None, False),
+    ("get", "/api/v1/snapshot/namespaces/{ns}/services/{name}", "Compiled entry", None, None, False),
 ]
 
 

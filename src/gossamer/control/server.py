@@ -21,6 +21,9 @@ from aiohttp import web
 from gossamer import __version__
 from gossamer.control.apply_api import ApplyApi
 from gossamer.control.auth import auth_middleware
+from gossamer.control.canary.metrics import TelemetryMetrics
+from gossamer.control.canary.runner import CanaryRunner
+from gossamer.control.canary_api import CanaryApi
 from gossamer.control.discovery_api import DiscoveryApi
 from gossamer.control.errors import ApiError, error_middleware, json_response
 from gossamer.control.fanout import Fanout
@@ -74,6 +77,7 @@ class ControlServer:
         wall_clock: Callable[[], float] = time.time,
         heartbeat_seconds: float = 15.0,
         coalesce_seconds: float = 0.05,
+        canary_tick_seconds: float = 1.0,
     ) -> None:
         self.store = store
         self.host = host
@@ -86,6 +90,8 @@ class ControlServer:
         self.fanout = Fanout(MeshState(), wall_clock)
         self.telemetry = TelemetryStore()  # golden metrics pushed by proxies
         self.deltas_compiled = 0  # flushes that changed at least one entry
+        canary_metrics = TelemetryMetrics(self.telemetry, wall_clock)
+        self.canaries = CanaryRunner(store, lambda: canary_metrics, wall_clock, canary_tick_seconds)
         self.app: web.Application | None = None
 
     async def run(self) -> None:
@@ -109,6 +115,7 @@ class ControlServer:
                 tasks.create_task(self.registry.run(), name="registry")
                 tasks.create_task(self._follow_store(), name="store-watch")
                 tasks.create_task(self._flush_loop(), name="fanout-flush")
+                tasks.create_task(self.canaries.run(), name="canaries")
                 self.ready.set()
         finally:
             self.ready.clear()
@@ -151,6 +158,9 @@ class ControlServer:
                 web.get("/api/v1/version", self._version),
                 *apply.routes(),
                 *DiscoveryApi(self.store).routes(),
+                *CanaryApi(
+                    self.store, self.canaries, self._wait_for_sync, self._state, self.wall_clock
+                ).routes(),
                 *MetricsApi(self.store, self.telemetry, self.wall_clock).routes(),
                 *TapApi(self.store).routes(),
                 *proxies.routes(),
@@ -164,6 +174,10 @@ class ControlServer:
         revision = await self.store.revision()
         await self.fanout.wait_for_state(revision, STATE_CATCH_UP_SECONDS)
         return self.fanout.state.exists
+
+    async def _state(self) -> MeshState:
+        await self._service_exists()  # catches the state up with the store
+        return self.fanout.state
 
     async def _wait_for_sync(self, revision: int, seconds: float) -> dict[str, Any]:
         return await self.fanout.wait_for_sync(revision, seconds)

@@ -182,6 +182,17 @@ class RouteRetry(Strict):
         return codes
 
 
+class SessionPersistence(Strict):
+    """Sticky assignment, after the Gateway API's SessionPersistence: the value of this
+    cookie or header is hashed to a point in [0, 1) that picks the weighted backend, so one
+    user stays in one variant on every sidecar, and widening a backend only moves users to it."""
+
+    type: Literal["Cookie", "Header"] = "Cookie"
+    sessionName: str = Field(
+        min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"
+    )
+
+
 class RouteRule(Strict):
     name: DNSLabel | None = None
     matches: list[RouteMatch] = Field(default_factory=lambda: [RouteMatch(path=PathMatch())])
@@ -189,6 +200,7 @@ class RouteRule(Strict):
     backendRefs: list[BackendRef] = Field(default_factory=list)
     timeouts: RouteTimeouts | None = None
     retry: RouteRetry | None = None
+    sessionPersistence: SessionPersistence | None = None
 
     @model_validator(mode="after")
     def _weights(self) -> RouteRule:

@@ -1,0 +1,1 @@
+"""Automated canary analysis: pure decisions (decide, status, routes) and the runner."""

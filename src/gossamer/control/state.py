@@ -22,6 +22,9 @@ Which entries an event touches:
 - HTTPRoute: every parent service, before and after the change.
 - TrafficPolicy: every target service, before and after the change.
 - MeshConfig "default" (namespace "default"): MESH_KEY.
+- AuthorizationPolicy, PeerAuthentication: every existing service they select (by
+  `selector.matchLabels.service`, else the namespace's, else the mesh's in the root
+  namespace), before and after the change.
 
 Every lookup is a dict access, and an event costs O(size of the changed document).
 """
@@ -34,11 +37,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gossamer.model.security import ROOT_NAMESPACE, SERVICE_LABEL
 from gossamer.store.base import Event, Record
 
 MESH_KEY = "mesh"  # never a service key: those always contain "/"
 MESH_CONFIG_NAME = ("default", "default")  # (namespace, name) of the one MeshConfig read
 
+SECURITY_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
 ObjectKey = tuple[str, str]  # (namespace, name) within one kind
 Age = tuple[float, int]  # (creationTimestamp as epoch seconds, create revision): older first
 
@@ -101,6 +106,35 @@ class Attached:
         return (self.age, self.namespace, self.name)
 
 
+@dataclass(frozen=True, slots=True)
+class Selecting:
+    """An AuthorizationPolicy or PeerAuthentication, indexed by its namespace."""
+
+    namespace: str
+    name: str
+    age: Age
+    service: str | None  # selector.matchLabels.service; None: every service in scope
+    spec: dict[str, Any]
+
+    @property
+    def order(self) -> tuple[Age, str, str]:
+        return (self.age, self.namespace, self.name)
+
+    def selects(self, key: str) -> bool:
+        namespace, _, name = key.partition("/")
+        in_scope = self.namespace in (namespace, ROOT_NAMESPACE)
+        return in_scope and (self.service is None or self.service == name)
+
+
+def _selecting(record: Record) -> Selecting:
+    doc = record.value
+    spec = doc["spec"]
+    selector = spec.get("selector") or {}
+    service = (selector.get("matchLabels") or {}).get(SERVICE_LABEL)
+    age = _age(doc.get("metadata") or {}, record.create_revision)
+    return Selecting(record.namespace, record.name, age, service, spec)
+
+
 def _endpoint(doc: dict[str, Any], namespace: str, name: str) -> Endpoint:
     spec = doc["spec"]
     status = doc.get("status") or {}
@@ -135,6 +169,10 @@ class MeshState:
         self._policies: dict[ObjectKey, Attached] = {}
         self._policies_by_target: dict[str, dict[ObjectKey, Attached]] = {}
         self._mesh: dict[str, Any] | None = None  # spec of MeshConfig default/default
+        # kind -> namespace -> (namespace, name) -> policy, for the two security kinds
+        self._security: dict[str, dict[str, dict[ObjectKey, Selecting]]] = {
+            kind: {} for kind in SECURITY_KINDS
+        }
 
     @classmethod
     def from_records(cls, records: Iterable[Record], revision: int) -> MeshState:
@@ -171,6 +209,19 @@ class MeshState:
         """The TrafficPolicy targeting the service; of several, the oldest wins."""
         policies = self._policies_by_target.get(key)
         return min(policies.values(), key=lambda p: p.order) if policies else None
+
+    def selecting(self, kind: str, key: str) -> list[Selecting]:
+        """AuthorizationPolicies or PeerAuthentications that select the service, oldest first
+        (those of the root namespace included)."""
+        namespace, _ = split_key(key)
+        by_ns = self._security[kind]
+        found = [
+            p
+            for ns in {namespace, ROOT_NAMESPACE}
+            for p in (by_ns.get(ns) or {}).values()
+            if p.selects(key)
+        ]
+        return sorted(found, key=lambda p: p.order)
 
     @property
     def mesh_spec(self) -> dict[str, Any] | None:
@@ -219,11 +270,33 @@ class MeshState:
             return _put_attached(
                 self._policies, self._policies_by_target, obj, _attached(record, "targetRefs")
             )
+        if kind in SECURITY_KINDS:
+            return self._put_security(kind, obj, _selecting(record))
         if kind == "MeshConfig" and obj == MESH_CONFIG_NAME:
             spec = dict(doc["spec"])
             old_mesh, self._mesh = self._mesh, spec
             return set() if old_mesh == spec else {MESH_KEY}
         return set()
+
+    def _put_security(self, kind: str, obj: ObjectKey, new: Selecting) -> set[str]:
+        by_ns = self._security[kind].setdefault(obj[0], {})
+        old = by_ns.get(obj)
+        by_ns[obj] = new
+        if old is not None and (old.spec, old.age) == (new.spec, new.age):
+            return set()  # metadata or status only
+        return self._selected_by(old) | self._selected_by(new)
+
+    def _drop_security(self, kind: str, obj: ObjectKey) -> set[str]:
+        by_ns = self._security[kind].get(obj[0]) or {}
+        old = by_ns.pop(obj, None)
+        if not by_ns:
+            self._security[kind].pop(obj[0], None)
+        return self._selected_by(old)
+
+    def _selected_by(self, policy: Selecting | None) -> set[str]:
+        if policy is None:
+            return set()
+        return {key for key in self.service_keys() if policy.selects(key)}
 
     def _put_instance(self, obj: ObjectKey, new: Endpoint) -> set[str]:
         old = self._instances.get(obj)
@@ -257,6 +330,8 @@ class MeshState:
             return _drop_attached(self._routes, self._routes_by_parent, obj)
         if kind == "TrafficPolicy":
             return _drop_attached(self._policies, self._policies_by_target, obj)
+        if kind in SECURITY_KINDS:
+            return self._drop_security(kind, obj)
         if kind == "MeshConfig" and obj == MESH_CONFIG_NAME and self._mesh is not None:
             self._mesh = None
             return {MESH_KEY}

@@ -17,9 +17,9 @@ install: $(VENV)/.installed
 
 # Debian packages the tests use: benchmark peers (HAProxy, nginx, wrk) and Chromium for the
 # dashboard's browser tests. Installed with apt when run as root.
-DEB_PACKAGES := haproxy nginx-light wrk chromium
+DEB_PACKAGES := haproxy nginx-light wrk chromium prometheus
 system-deps:
-	@missing=""; for b in haproxy nginx wrk chromium; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	@missing=""; for b in haproxy nginx wrk chromium prometheus promtool; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \

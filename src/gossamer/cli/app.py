@@ -35,3 +35,6 @@ _demo.register(app)
 from gossamer.cli import control as _control  # noqa: E402
 
 _control.register(app)
+from gossamer.cli import observe as _observe  # noqa: E402
+
+_observe.register(app)

@@ -196,3 +196,34 @@ class ControlClient:
     def proxies(self) -> Document:
         """Connected proxies and the latest snapshot version."""
         return self._request("GET", f"{API}/proxies")
+
+    # --- observability ------------------------------------------------------------------------
+
+    def metrics(self, what: str, **params: str | None) -> Document:
+        """Golden metrics: what is "services", "edges" or "top" (docs/protocol.md)."""
+        return self._request("GET", f"{API}/metrics/{_seg(what)}", params=params)
+
+    def prometheus_targets(self) -> Iterable[Document]:
+        """Prometheus HTTP service discovery groups (a JSON list, not an object)."""
+        with self._transport_errors():
+            response = self._http.get(f"{API}/prometheus/targets")
+        if response.status_code >= 400:
+            raise ApiError.from_body(response.status_code, response.content)
+        answer = response.json()
+        return answer if isinstance(answer, list) else []
+
+    def tap(self, **params: str | None) -> Iterator[Document]:
+        """Yield request summaries from a service's sidecars until the stream ends."""
+        query = {k: v for k, v in params.items() if v is not None}
+        timeout = httpx.Timeout(self.timeout, read=None)
+        with self._transport_errors():
+            with self._http.stream("GET", f"{API}/tap", params=query, timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    raise ApiError.from_body(resp.status_code, resp.read())
+                for line in resp.iter_lines():
+                    try:
+                        summary = json.loads(line) if line.strip() else None
+                    except ValueError:
+                        continue
+                    if isinstance(summary, dict):
+                        yield summary

@@ -38,3 +38,6 @@ _control.register(app)
 from gossamer.cli import observe as _observe  # noqa: E402
 
 _observe.register(app)
+from gossamer.cli import traffic as _traffic  # noqa: E402
+
+_traffic.register(app)

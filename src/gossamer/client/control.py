@@ -182,6 +182,44 @@ class ControlClient:
                         ) from None
                     yield event
 
+    # --- traffic: splits, canaries, compiled entries -----------------------------------------
+
+    def split(
+        self,
+        namespace: str,
+        service: str,
+        weights: Mapping[str, int],
+        *,
+        label: str = "version",
+        route: str | None = None,
+        wait_seconds: float | None = None,
+    ) -> Document:
+        """Weights over the service's subsets by `label`, written into its HTTPRoute."""
+        body: dict[str, Any] = {"weights": dict(weights), "label": label}
+        if route:
+            body["route"] = route
+        timeout = self.timeout
+        if wait_seconds is not None:
+            body["waitSeconds"] = wait_seconds
+            timeout += wait_seconds
+        path = f"{API}/namespaces/{_seg(namespace)}/services/{_seg(service)}/split"
+        return self._request("POST", path, body=body, timeout=timeout)
+
+    def canary(
+        self, namespace: str, name: str, action: str, spec: Document | None = None
+    ) -> Document:
+        """start (with spec), status, promote, abort, pause or resume; returns the Canary."""
+        path = f"{API}/namespaces/{_seg(namespace)}/canaries/{_seg(name)}/{_seg(action)}"
+        if action == "status":
+            return self._request("GET", path)
+        return self._request("POST", path, body={"spec": spec} if action == "start" else {})
+
+    def service_snapshot(self, namespace: str, service: str) -> Document:
+        """The snapshot line a proxy watching only this service would get (its compiled ENTRY
+        under services["ns/name"], plus the entries its routes need)."""
+        path = f"{API}/snapshot/namespaces/{_seg(namespace)}/services/{_seg(service)}"
+        return self._request("GET", path)
+
     # --- discovery and proxies ----------------------------------------------------------------
 
     def services(self) -> Document:

@@ -526,3 +526,27 @@ async def test_discovery_that_never_arrives_is_bounded(upstreams):
         assert response.startswith(b"HTTP/1.1 503 ") and reason(response) == b"no_healthy_endpoint"
     finally:
         await plane.close()
+
+
+async def test_response_stalled_longer_than_idle_timeout_is_cut(dataplane, upstreams):
+    upstream_closed = asyncio.Event()
+
+    async def stalls_mid_body(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n")
+        await writer.drain()
+        await reader.read()  # then nothing more, until the proxy gives up
+        upstream_closed.set()
+
+    upstream = await upstreams(stalls_mid_body)
+    timeouts = {"connect": 1.0, "request": 0.1, "idle": 0.3}
+    install(dataplane, {"default/reviews": entry("reviews", [upstream.port], timeouts=timeouts)})
+    port = await dataplane.start_outbound("127.0.0.1", 0)
+    client = await connect(port)
+    await client.send(b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    try:
+        received = await client.read_until_close()
+    except ConnectionResetError:
+        received = b""
+    assert not received.endswith(b"0\r\n\r\n")  # cut, never completed
+    await asyncio.wait_for(upstream_closed.wait(), 5)

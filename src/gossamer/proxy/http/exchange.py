@@ -32,10 +32,9 @@ if TYPE_CHECKING:
     from gossamer.proxy.pool import EndpointKey, UpstreamConnection, UpstreamPool
 
 REPLAY_LIMIT = 64 * 1024  # bodies up to this size are kept for retries
-BUFFER_LIMIT = 64 * 1024
-HOLD_LIMIT = (
-    64 * 1024
-)  # fixed-length responses up to this size hold their head  # body bytes held while no upstream is attached
+BUFFER_LIMIT = 64 * 1024  # body bytes held while no upstream is attached
+HOLD_LIMIT = 64 * 1024  # fixed-length responses up to this size hold their head
+DEFAULT_IDLE_TIMEOUT = 60.0  # a response stalled this long is cut (policy timeouts.idle)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _KEEP_ALIVE_10 = b"connection: keep-alive\r\n"
 
@@ -69,6 +68,8 @@ class Exchange:
         "framing",
         "head",
         "held_head",
+        "idle_since",
+        "idle_timeout",
         "interim",
         "key",
         "limits",
@@ -76,6 +77,7 @@ class Exchange:
         "reason",
         "request_done",
         "response_bytes",
+        "response_mark",
         "response_started",
         "route",
         "sent_log",
@@ -124,6 +126,9 @@ class Exchange:
         self.status = 0
         self.reason = ""  # set for locally generated responses
         self.response_bytes = 0
+        self.response_mark = 0  # response_bytes at the last idle check
+        self.idle_since = 0.0
+        self.idle_timeout = DEFAULT_IDLE_TIMEOUT  # set by the target from its policy
         self.attempt = 0
         self.route: Any = None
         self.endpoint: Any = None
@@ -235,8 +240,8 @@ class Exchange:
         conn.writelines(parts)
         self.client.pause_for_buffer(False)
 
-    def fail(self, status: int, reason: str) -> None:
-        """Answer locally (no upstream response has been relayed yet)."""
+    def fail(self, status: int, reason: str, extra: bytes = b"") -> None:
+        """Answer locally (no upstream response has been relayed yet); `extra`: header lines."""
         if self.finished:
             return
         if self.response_started:
@@ -247,7 +252,9 @@ class Exchange:
         self.reason = reason
         close = self.closing or not self.request_done or self.client.draining
         self.client.write(
-            errors.error_response(status, reason, close=close, request_id=self.head.request_id)
+            errors.error_response(
+                status, reason, close=close, request_id=self.head.request_id, extra=extra
+            )
         )
         self.response_started = True
         self._drop_upstream()
@@ -273,7 +280,10 @@ class Exchange:
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.finished or self.response_started:
+        if self.finished:
+            return
+        if self.response_started:
+            self._check_response_idle()
             return
         if not self.request_done:
             if self.body_size > self.body_mark:
@@ -284,6 +294,20 @@ class Exchange:
             self.fail(408, errors.REQUEST_TIMEOUT)  # the client stalled mid-body
             return
         self.fail(504, errors.UPSTREAM_TIMEOUT)
+
+    def _check_response_idle(self) -> None:
+        """A streaming response may take any time, but not stall longer than idle_timeout."""
+        now = self.client.loop.time()
+        if self.response_bytes > self.response_mark:
+            self.response_mark = self.response_bytes
+            self.idle_since = now
+        elif now - self.idle_since >= self.idle_timeout:
+            self.reason = errors.UPSTREAM_TIMEOUT
+            self.client.abort()  # mid-body: no status can be sent any more
+            self._drop_upstream(abort=True)
+            self._close(False)
+            return
+        self.timer = self.client.loop.call_at(self.idle_since + self.idle_timeout, self._timed_out)
 
     # request side (from the client connection) ---------------------------------------------
 
@@ -384,9 +408,9 @@ class Exchange:
     def _start_response(self, head: bytes) -> None:
         self.held_head = None
         self.response_started = True
-        if self.timer is not None:  # a streaming response is not cut by the request timeout
-            self.timer.cancel()
-            self.timer = None
+        # From here the request timer only watches for a stalled response (idle_timeout).
+        self.idle_since = self.client.loop.time()
+        self.response_mark = self.response_bytes
         if self.attempt_timer is not None:
             self.attempt_timer.cancel()
             self.attempt_timer = None

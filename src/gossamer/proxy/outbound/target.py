@@ -160,6 +160,7 @@ class OutboundTarget:
         policy = backend.policy
         timeout = route.request_timeout if route is not None else None
         ex.set_deadline(timeout or policy.request_timeout)
+        ex.idle_timeout = policy.idle_timeout
         self._attempt(ex, backend, now)
 
     def _attempt(self, ex: Exchange, backend: Backend, now: float) -> bool:

@@ -27,6 +27,8 @@ UPSTREAM_RESET = "upstream_reset"
 BAD_UPSTREAM_RESPONSE = "bad_upstream_response"
 OVERFLOW = "overflow"
 FORBIDDEN = "forbidden"
+RBAC_DENIED = "rbac_denied"  # an AuthorizationPolicy refused the request (403)
+BAD_PATH = "bad_path"  # a request path refused before authorization (400, see proxy/paths.py)
 
 
 class ProxyError(Exception):
@@ -38,8 +40,10 @@ class ProxyError(Exception):
         self.reason = reason
 
 
-def error_response(status: int, reason: str, *, close: bool, request_id: bytes = b"") -> bytes:
-    """The full bytes of a small plain-text error response."""
+def error_response(
+    status: int, reason: str, *, close: bool, request_id: bytes = b"", extra: bytes = b""
+) -> bytes:
+    """The full bytes of a small plain-text error response; `extra`: whole header lines."""
     body = reason.encode() + b"\n"
     parts = [
         b"HTTP/1.1 %d %s\r\n" % (status, _STATUS_TEXT.get(status, b"Error")),
@@ -51,6 +55,7 @@ def error_response(status: int, reason: str, *, close: bool, request_id: bytes =
         parts.append(b"x-request-id: " + request_id + b"\r\n")
     if close:
         parts.append(b"connection: close\r\n")
+    parts.append(extra)
     parts.append(b"\r\n")
     parts.append(body)
     return b"".join(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -70,9 +71,12 @@ def frontend(path: str) -> Answer:
 
 
 def echo(path: str) -> Answer:
-    """Says who answered; `/slow/<ms>` answers after a delay (for drain and timeout tests)."""
+    """Says who answered; `/slow/<ms>` answers after a delay (for drain and timeout tests);
+    $DEMO_FAIL_PERCENT of requests answer 500 (a bad release, for canary tests)."""
     if path.startswith("/slow/") and path[6:].isdigit():
         time.sleep(int(path[6:]) / 1000)
+    if random.random() * 100 < float(os.environ.get("DEMO_FAIL_PERCENT") or 0):
+        return 500, {"instance": os.environ.get("DEMO_INSTANCE", str(os.getpid())), "error": "bad"}
     return 200, {"instance": os.environ.get("DEMO_INSTANCE", str(os.getpid())), "path": path}
 
 

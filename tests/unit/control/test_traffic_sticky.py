@@ -71,18 +71,20 @@ def assign(snap: Snapshot, headers: list[tuple[bytes, bytes]], policy: LbPolicy)
 
 
 def test_session_persistence_is_compiled_into_the_entry() -> None:
-    header = sidecar_views(route_doc([90, 10], {"type": "Header", "sessionName": "X-User-Id"}), 1)
-    records = [
-        Record(
-            "Service", "default", "reviews", {"metadata": {"name": "reviews"}, "spec": {}}, 1, 1
-        ),
-        Record("HTTPRoute", "default", "reviews", route_doc([1, 1], {"sessionName": "sid"}), 2, 2),
-    ]
-    wire = compile_view(MeshState.from_records(records, 2), ["default/reviews"])
-    assert wire["services"]["default/reviews"]["routes"][0]["sessionPersistence"] == {
-        "cookie": "sid"
-    }
-    assert header[0].lookup("reviews") is not None
+    for sticky, wire in (
+        ({"type": "Header", "sessionName": "X-User-Id"}, {"header": "x-user-id"}),
+        ({"sessionName": "sid"}, {"cookie": "sid"}),
+    ):
+        view = sidecar_views(route_doc([1, 1], sticky), 1)[0]
+        records = [
+            Record(
+                "Service", "default", "reviews", {"metadata": {"name": "reviews"}, "spec": {}}, 1, 1
+            ),
+            Record("HTTPRoute", "default", "reviews", route_doc([1, 1], sticky), 2, 2),
+        ]
+        compiled = compile_view(MeshState.from_records(records, 2), ["default/reviews"])
+        assert compiled["services"]["default/reviews"]["routes"][0]["sessionPersistence"] == wire
+        assert view.lookup("reviews") is not None  # the sidecar loads it
 
 
 @pytest.mark.parametrize(

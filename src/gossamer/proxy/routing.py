@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from gossamer.proxy.balance import hash64
+from gossamer.proxy.filters import (
+    BACKEND_FILTERS,
+    PREFIX_MATCH,
+    FilterPlan,
+    compile_filters,
+)
 
 try:  # RE2: linear-time matching, no runaway patterns from config.
     import re2 as regex_engine
@@ -94,10 +100,17 @@ def compile_regex(pattern: str, field: str) -> FullMatcher:
 class BackendRef:
     """One weighted backend of a route; ``backend`` is the resolved endpoint set."""
 
-    __slots__ = ("backend", "labels", "labels_key", "seed", "service", "weight")
+    __slots__ = ("backend", "labels", "labels_key", "plan", "seed", "service", "weight")
 
-    def __init__(self, service: str, labels: dict[str, str], weight: int) -> None:
+    def __init__(
+        self,
+        service: str,
+        labels: dict[str, str],
+        weight: int,
+        plan: FilterPlan | None = None,
+    ) -> None:
         self.service = service
+        self.plan = plan  # this backend's own filters (backendRefs[].filters), if any
         self.labels = labels
         self.labels_key = tuple(sorted(labels.items()))
         self.weight = weight
@@ -132,6 +145,7 @@ class Route:
     __slots__ = (
         "_cumulative",
         "_total",
+        "backend_plans",
         "backend_request_timeout",
         "backend_specs",
         "backends",
@@ -144,6 +158,7 @@ class Route:
         "path_prefix",
         "path_regex",
         "path_value",
+        "plan",
         "query",
         "request_timeout",
         "retry",
@@ -163,6 +178,10 @@ class Route:
         self.query: tuple[tuple[str, str | None, FullMatcher | None], ...] = ()
         self.method: str | None = None
         self.backend_specs: tuple[tuple[str, dict[str, str], int], ...] = ()
+        self.backend_plans: tuple[FilterPlan | None, ...] = ()  # parallel to backend_specs
+        # Filters and session persistence, precomputed; None when the rule has neither (nor
+        # per-backend filters), so plain requests pay one test (proxy/filters.py).
+        self.plan: FilterPlan | None = None
         self.mirror_specs: tuple[tuple[str, int], ...] = ()
         self.backends: tuple[BackendRef, ...] = ()
         self.mirrors: tuple[Mirror, ...] = ()
@@ -179,8 +198,10 @@ class Route:
         for name in Route.__slots__:
             setattr(clone, name, getattr(self, name))
         backends = []
-        for service, labels, weight in self.backend_specs:
-            ref = BackendRef(service, labels, weight)
+        for (service, labels, weight), plan in zip(
+            self.backend_specs, self.backend_plans, strict=True
+        ):
+            ref = BackendRef(service, labels, weight, plan)
             ref.backend = resolve(service, labels)
             backends.append(ref)
         mirrors = []
@@ -306,9 +327,13 @@ def compile_route(wire: Any, field: str) -> Route:
     method = match.get("method")
     route.method = None if method is None else _str(method, f"{field}.match.method").upper()
     specs = []
+    prefix = route.path_value.encode("utf-8") if route.path_kind in (PATH_EXACT, PATH_PREFIX) else b"/"
+    plans = []
     for i, b in enumerate(_list(_or(w.get("backends"), []), f"{field}.backends")):
         bf = f"{field}.backends[{i}]"
         b = _mapping(b, bf)
+        backend_filters = _list(_or(b.get("filters"), []), f"{bf}.filters")
+        plans.append(compile_filters(backend_filters, f"{bf}.filters", prefix, BACKEND_FILTERS))
         service = _service_key(b.get("service"), f"{bf}.service")
         labels = _labels(_or(b.get("labels"), {}), f"{bf}.labels")
         weight = _int(b.get("weight", 1), f"{bf}.weight")
@@ -331,6 +356,18 @@ def compile_route(wire: Any, field: str) -> Route:
         filters.append(dict(f))
     route.filters = tuple(filters)
     route.mirror_specs = tuple(mirrors)
+    route.backend_plans = tuple(plans)
+    route.plan = compile_filters(
+        filters,
+        f"{field}.filters",
+        prefix,
+        sticky=w.get("sessionPersistence"),
+        sticky_field=f"{field}.sessionPersistence",
+    )
+    if route.plan is None and any(plans):
+        route.plan = FilterPlan(prefix)  # empty: only the chosen backend's filters apply
+    if route.path_kind == PATH_REGEX and _rewrites_prefix(route.plan, plans):
+        raise ValueError(f"{field}.filters: ReplacePrefixMatch needs a PathPrefix or Exact match")
     timeouts = _mapping(_or(w.get("timeouts"), {}), f"{field}.timeouts")
     route.request_timeout = _opt_seconds(timeouts.get("request"), f"{field}.timeouts.request")
     route.backend_request_timeout = _opt_seconds(
@@ -351,6 +388,16 @@ def compile_route(wire: Any, field: str) -> Route:
             codes,
         )
     return route
+
+
+def _rewrites_prefix(plan: FilterPlan | None, plans: Sequence[FilterPlan | None]) -> bool:
+    for p in (plan, *plans):
+        if p is None:
+            continue
+        changes = (p.rewrite_path, p.redirect.path if p.redirect is not None else None)
+        if any(c is not None and c.kind == PREFIX_MATCH for c in changes):
+            return True
+    return False
 
 
 # --- wire-shape checks: each names the field and what was expected -------------------------

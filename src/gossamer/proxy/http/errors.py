@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 _STATUS_TEXT = {
+    301: b"Moved Permanently",
+    302: b"Found",
+    303: b"See Other",
+    307: b"Temporary Redirect",
+    308: b"Permanent Redirect",
     400: b"Bad Request",
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",
+    429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
@@ -28,6 +35,8 @@ BAD_UPSTREAM_RESPONSE = "bad_upstream_response"
 OVERFLOW = "overflow"
 FORBIDDEN = "forbidden"
 RBAC_DENIED = "rbac_denied"  # an AuthorizationPolicy refused the request (403)
+REDIRECT = "redirect"  # a RequestRedirect filter answered (3xx with location)
+FAULT_INJECTED = "fault_injected"  # a Fault filter's abort (resilience testing)
 BAD_PATH = "bad_path"  # a request path refused before authorization (400, see proxy/paths.py)
 
 

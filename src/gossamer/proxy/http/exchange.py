@@ -78,6 +78,7 @@ class Exchange:
         "request_done",
         "response_bytes",
         "response_mark",
+        "response_ops",
         "response_started",
         "route",
         "sent_log",
@@ -126,6 +127,7 @@ class Exchange:
         self.status = 0
         self.reason = ""  # set for locally generated responses
         self.response_bytes = 0
+        self.response_ops: tuple[Any, ...] = ()  # ResponseHeaderModifier plans (filters.py)
         self.response_mark = 0  # response_bytes at the last idle check
         self.idle_since = 0.0
         self.idle_timeout = DEFAULT_IDLE_TIMEOUT  # set by the target from its policy
@@ -393,6 +395,8 @@ class Exchange:
         extra = b""
         if client_version == b"1.0" and not self.closing:
             extra = _KEEP_ALIVE_10
+        for ops in self.response_ops:
+            head.headers = ops.apply(head.headers)
         out = serialize_response(head, framing, self.closing, extra)
         length = head.content_length
         if framing == FRAMING_LENGTH and length and length <= HOLD_LIMIT and self.replayable:

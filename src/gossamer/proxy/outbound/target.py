@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from gossamer.proxy.balance import hash_key_from_headers
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
+from gossamer.proxy.outbound.filtering import apply_filters
+from gossamer.proxy.outbound.mirror import MirrorSender
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.resilience import backoff, is_retriable
 from gossamer.proxy.routing import choose_backend, match_route
@@ -81,6 +83,7 @@ class OutboundTarget:
         self.egress_pool = egress_pool  # plain connections to hosts outside the mesh
         self.discovery_timeout = discovery_timeout
         self.loop = asyncio.get_running_loop()
+        self.mirrors = MirrorSender(rand, self.loop)
 
     # Target ------------------------------------------------------------------------------
 
@@ -138,13 +141,23 @@ class OutboundTarget:
         head = ex.head
         route = None
         backend: Backend | None
+        delay, abort = 0.0, 0
         if view.routes:
             path, _, query = ex.upstream_target.partition(b"?")
             route = match_route(view, head.method, path, query or None, head.headers)
             if route is None:
                 ex.fail(404, errors.NO_ROUTE)
                 return
-            ref = choose_backend(route, self.rand())
+            plan = route.plan
+            if plan is None:
+                ref = choose_backend(route, self.rand())
+            else:
+                ref, delay, abort = apply_filters(ex, route, plan, self.rand)
+                if ex.finished:
+                    return  # answered by a redirect
+                if abort and not delay:
+                    ex.fail(abort, errors.FAULT_INJECTED)
+                    return
             backend = ref.backend if ref is not None else None
         else:
             backend = view.default_backend
@@ -161,7 +174,19 @@ class OutboundTarget:
         timeout = route.request_timeout if route is not None else None
         ex.set_deadline(timeout or policy.request_timeout)
         ex.idle_timeout = policy.idle_timeout
+        if delay:
+            # An injected delay counts against the route timeout, as a slow upstream would.
+            self.loop.call_later(delay, self._after_fault_delay, ex, backend, abort)
+            return
         self._attempt(ex, backend, now)
+
+    def _after_fault_delay(self, ex: Exchange, backend: Backend, abort: int) -> None:
+        if ex.finished:
+            return
+        if abort:
+            ex.fail(abort, errors.FAULT_INJECTED)
+        else:
+            self._attempt(ex, backend, self.loop.time())
 
     def _attempt(self, ex: Exchange, backend: Backend, now: float) -> bool:
         hash_key = self._hash_key(ex, backend)
@@ -236,6 +261,9 @@ class OutboundTarget:
         backend = routed.backend
         self._record(ex, backend, self.loop.time(), ok=ok and status < 500)
         backend.limits.release_request()
+        route = routed.route
+        if route is not None and route.mirrors:
+            self.mirrors.send(ex, route.mirrors)
 
     def _record(self, ex: Exchange, backend: Backend, now: float, ok: bool) -> None:
         endpoint: Endpoint | None = ex.endpoint

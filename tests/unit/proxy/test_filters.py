@@ -300,7 +300,10 @@ def test_route_without_filters_has_no_plan():
 
 
 def test_route_plan_uses_the_match_prefix_and_backend_filters_get_their_own_plan():
-    rewrite = {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}  # fmt: skip
+    rewrite = {
+        "type": "URLRewrite",
+        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+    }
     backend_filter = modifier("RequestHeaderModifier", set=[{"name": "x-v", "value": "2"}])
     route = compile_route(
         wire_route(
@@ -324,7 +327,10 @@ def test_backend_filters_cannot_redirect_and_regex_routes_cannot_replace_a_prefi
         compile_route(
             wire_route([], [{"service": "default/web", "weight": 1, "filters": [redirect]}]), "r"
         )
-    prefix = {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}  # fmt: skip
+    prefix = {
+        "type": "URLRewrite",
+        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+    }
     regex = wire_route([prefix])
     regex["match"] = {"path": {"type": "RegularExpression", "value": "/a.*"}}
     with pytest.raises(ValueError, match=r"r\.filters: ReplacePrefixMatch"):

@@ -79,7 +79,6 @@ class Exchange:
         "response_bytes",
         "response_mark",
         "response_ops",
-        "response_ops",
         "response_started",
         "route",
         "sent_log",
@@ -128,7 +127,6 @@ class Exchange:
         self.status = 0
         self.reason = ""  # set for locally generated responses
         self.response_bytes = 0
-        self.response_ops: tuple[Any, ...] = ()  # ResponseHeaderModifier plans (filters.py)
         self.response_ops: tuple[Any, ...] = ()  # ResponseHeaderModifier plans (filters.py)
         self.response_mark = 0  # response_bytes at the last idle check
         self.idle_since = 0.0
@@ -397,8 +395,6 @@ class Exchange:
         extra = b""
         if client_version == b"1.0" and not self.closing:
             extra = _KEEP_ALIVE_10
-        for ops in self.response_ops:
-            head.headers = ops.apply(head.headers)
         for ops in self.response_ops:
             head.headers = ops.apply(head.headers)
         out = serialize_response(head, framing, self.closing, extra)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.control_plane import api, start_control
+from bench.control_plane import ControlPlane, api, start_control
 from bench.procs import ProcessSet, cpu_count, process_tree, tree_rss_mib
 from bench.stats import median, percentile
 from bench.subscribers import Fleet, Subscriber, watch_lists
@@ -20,6 +20,7 @@ from bench.subscribers import Fleet, Subscriber, watch_lists
 CONTROL_CORE = 0
 DRIVER_CORE = 1
 NAMESPACE = "default"
+SUBSCRIBER_SERVICE = "bench-sub"
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,17 @@ def _measure(name: str, value: float, unit: str, goal: str = "") -> dict[str, An
 
 
 async def measure_fanout(
-    url: str, control_pid: int, settings: ControlSettings
+    control: ControlPlane, settings: ControlSettings
 ) -> tuple[list[dict[str, Any]], list[str]]:
     services = [f"{NAMESPACE}/{service_name(i)}" for i in range(settings.services)]
     lists = watch_lists(settings.subscribers, services, settings.watch_per_subscriber)
-    fleet = Fleet(url, [Subscriber(f"sim-{i:04d}", w) for i, w in enumerate(lists)])
+    # Every simulated proxy presents one token scoped to their service, as sidecars do.
+    token = await control.sidecar_token(SUBSCRIBER_SERVICE)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    subscribers = [Subscriber(f"sim-{i:04d}", w) for i, w in enumerate(lists)]
+    fleet = Fleet(control.url, subscribers, SUBSCRIBER_SERVICE, headers)
     with _pinned_to(DRIVER_CORE):
-        return await _fanout(fleet, url, control_pid, settings)
+        return await _fanout(fleet, control, settings)
 
 
 @contextlib.contextmanager
@@ -169,9 +174,9 @@ def _pinned_to(core: int) -> Iterator[None]:
 
 
 async def _fanout(
-    fleet: Fleet, url: str, control_pid: int, settings: ControlSettings
+    fleet: Fleet, control: ControlPlane, settings: ControlSettings
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    pids = process_tree(control_pid)
+    pids = process_tree(control.started.pid)
     rss_before = tree_rss_mib(pids)
     failures: list[str] = []
     latencies: list[float] = []
@@ -189,8 +194,9 @@ async def _fanout(
             for change in range(settings.changes):
                 began, cpu_began = time.perf_counter(), time.process_time()
                 doc = instance_doc(hot, 99, 30000 + change)  # a new port each time: a real change
-                async with aiohttp.ClientSession() as session:
-                    result = await api(session, "POST", f"{url}/api/v1/apply", {"documents": [doc]})
+                async with control.session() as session:
+                    body = {"documents": [doc]}
+                    result = await api(session, "POST", f"{control.url}/api/v1/apply", body)
                 async with asyncio.timeout(30):
                     await fleet.wait_all_acked(int(result["revision"]))
                 latencies.append(time.perf_counter() - began)
@@ -233,11 +239,11 @@ async def _fanout(
 
 async def run_control(procs: ProcessSet, quick: bool) -> dict[str, Any]:
     settings = QUICK if quick else FULL
-    control, url = await start_control(procs, CONTROL_CORE)
+    control = await start_control(procs, CONTROL_CORE)
+    url = control.url
     measures: list[dict[str, Any]] = []
     failures: list[str] = []
-    no_limit = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(timeout=no_limit) as session:
+    async with control.session() as session:
         services = [service_doc(i) for i in range(settings.services)]
         instances = instance_docs(settings)
         _, service_seconds = await _timed(_apply_all(session, url, services, settings.batch))
@@ -253,7 +259,7 @@ async def run_control(procs: ProcessSet, quick: bool) -> dict[str, Any]:
             ),
         ]
         measures += await measure_compile(session, url, settings)
-        fanout, problems = await measure_fanout(url, control.pid, settings)
+        fanout, problems = await measure_fanout(control, settings)
         measures += fanout
         failures += problems
     for row in measures:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,38 @@ def control_url(line: bytes) -> str:
     raise HarnessError(f"no address in the control plane's ready line: {text.strip()!r}")
 
 
-async def start_control(procs: ProcessSet, core: int | None) -> tuple[Started, str]:
+@dataclass(frozen=True)
+class ControlPlane:
+    started: Started
+    url: str
+    headers: dict[str, str]  # the admin credential, when the control plane has one
+
+    def session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(headers=self.headers, timeout=aiohttp.ClientTimeout(300))
+
+    async def sidecar_token(self, service: str) -> str | None:
+        """A token scoped to `service`, as an operator hands one to a sidecar."""
+        if not self.headers:
+            return None  # a control plane without credentials: nothing to present
+        async with self.session() as session:
+            body = {"service": service, "namespace": "default", "ttlSeconds": 86400}
+            created = await api(session, "POST", f"{self.url}/api/v1/tokens", body)
+        # The text after '#' is the CA fingerprint a sidecar pins, not part of the bearer
+        # credential (the control plane refuses the whole text as a bearer token today).
+        return str(created["token"]).split("#", 1)[0]
+
+
+async def start_control(procs: ProcessSet, core: int | None) -> ControlPlane:
     data_dir = procs.workdir / "control-data"
     data_dir.mkdir(exist_ok=True)
     cmd = gossamer_cmd("control", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir))
     started, line = await procs.start_ready("control", cmd, CONTROL_READY, core=core)
-    return started, control_url(line)
+    return ControlPlane(started, control_url(line), token_headers(data_dir))
 
 
 def token_headers(data_dir: Path) -> dict[str, str]:
     """The admin credential the control plane leaves in its data dir, when it has one."""
-    for name in ("admin.token", "credentials/admin.token", "admin-token"):
+    for name in ("credentials/admin.token", "admin.token"):
         path = data_dir / name
         if path.is_file():
             return {"Authorization": f"Bearer {path.read_text().strip()}"}

@@ -10,10 +10,16 @@ Each path gets its own outbound process, as the peers do, so memory compares lik
 from __future__ import annotations
 
 import importlib.util
+import os
 
-import aiohttp
-
-from bench.control_plane import PROXY_READY, api, gossamer_cmd, ready_fields, start_control
+from bench.control_plane import (
+    PROXY_READY,
+    ControlPlane,
+    api,
+    gossamer_cmd,
+    ready_fields,
+    start_control,
+)
 from bench.procs import ProcessSet, Started
 from bench.topology import SERVICE_HOST, Topology
 
@@ -52,23 +58,32 @@ def _declarations(upstream_port: int) -> list[dict[str, object]]:
 
 
 async def _start_proxy(
-    procs: ProcessSet, name: str, service: str, app_port: int, control: str, core: int | None
+    procs: ProcessSet,
+    name: str,
+    service: str,
+    app_port: int,
+    control: ControlPlane,
+    core: int | None,
 ) -> tuple[Started, dict[str, str]]:
     cmd = gossamer_cmd("proxy", "--service", service, "--app-port", str(app_port))
-    cmd += ["--control", control, "--lease", "30s", "--id", name]
+    cmd += ["--control", control.url, "--lease", "30s", "--id", name]
     for flag in ("--outbound-port", "--inbound-port", "--stats-port", "--admin-port"):
         cmd += [flag, "0"]
-    started, line = await procs.start_ready(name, cmd, PROXY_READY, core=core)
+    env = dict(os.environ)
+    token = await control.sidecar_token(service)
+    if token is not None:
+        env["GOSSAMER_TOKEN"] = token  # in the environment, never on a command line
+    started, line = await procs.start_ready(name, cmd, PROXY_READY, core=core, env=env)
     return started, ready_fields(line)
 
 
 async def start(
     procs: ProcessSet, upstream_port: int, proxy_core: int | None, control_core: int | None
 ) -> list[Topology]:
-    _, control = await start_control(procs, control_core)
-    async with aiohttp.ClientSession() as session:
+    control = await start_control(procs, control_core)
+    async with control.session() as session:
         body = {"documents": _declarations(upstream_port)}
-        await api(session, "POST", f"{control}/api/v1/apply", body)
+        await api(session, "POST", f"{control.url}/api/v1/apply", body)
     # The client-side sidecars need an app to probe too: the upstream stands in for it.
     inbound, _ = await _start_proxy(
         procs, "bench-app-inbound", SERVICE_HOST, upstream_port, control, proxy_core

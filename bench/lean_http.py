@@ -42,18 +42,24 @@ async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         yield data[:-2]
 
 
-async def stream_lines(base_url: str, path: str) -> AsyncIterator[bytes]:
+def _header_lines(headers: dict[str, str]) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+async def stream_lines(
+    base_url: str, path: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[bytes]:
     """GET `path` and yield the response body line by line (chunked or not); raises on non-200."""
     host, port = host_port(base_url)
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        status, headers = await _read_head(reader)
+        extra = _header_lines(headers or {})
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode())
+        status, response_headers = await _read_head(reader)
         if status != 200:
-            raise ConnectionError(
-                f"GET {path} -> {status}: {(await _body(reader, headers))[:300]!r}"
-            )
-        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+            body = await _body(reader, response_headers)
+            raise ConnectionError(f"GET {path} -> {status}: {body[:300]!r}")
+        if response_headers.get(b"transfer-encoding", b"").lower() != b"chunked":
             while line := await reader.readline():
                 yield line
             return
@@ -72,8 +78,9 @@ async def stream_lines(base_url: str, path: str) -> AsyncIterator[bytes]:
 class KeepAliveClient:
     """One persistent connection for small JSON POSTs (a proxy's ACKs)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
         self.host, self.port = host_port(base_url)
+        self._extra = _header_lines(headers or {})
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -82,7 +89,7 @@ class KeepAliveClient:
                 self._conn = await asyncio.open_connection(self.host, self.port)
             reader, writer = self._conn
             writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._extra}"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )

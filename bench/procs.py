@@ -110,10 +110,11 @@ class ProcessSet:
         *,
         core: int | None,
         within: float = 30,
+        env: dict[str, str] | None = None,
     ) -> tuple[Started, bytes]:
         """Start `cmd` and wait for the stdout line holding one of `markers` (its ready line); the
         rest of stdout is copied to the log so the child never blocks on a full pipe."""
-        started = await self.start(name, cmd, core=core, stdout_pipe=True)
+        started = await self.start(name, cmd, core=core, stdout_pipe=True, env=env)
         stdout = started.proc.stdout
         assert stdout is not None and self._group is not None
         try:

@@ -29,8 +29,16 @@ class Subscriber:
 class Fleet:
     """Tracks how many subscribers have ACKed at least a given version, without scanning."""
 
-    def __init__(self, base_url: str, subscribers: Sequence[Subscriber]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        subscribers: Sequence[Subscriber],
+        service: str,
+        headers: dict[str, str],
+    ) -> None:
         self.base_url = base_url
+        self.service = service
+        self.headers = headers
         self.subscribers = list(subscribers)
         self._acked_versions: Counter[int] = Counter({0: len(self.subscribers)})
         self._received_versions: Counter[int] = Counter({0: len(self.subscribers)})
@@ -85,10 +93,10 @@ class Fleet:
                 "watch": ",".join(sub.watch),
             }
         )
-        acks = KeepAliveClient(self.base_url)
+        acks = KeepAliveClient(self.base_url, self.headers)
         try:
             async with self._connect_slots:
-                lines = stream_lines(self.base_url, f"{base}/stream?{query}")
+                lines = stream_lines(self.base_url, f"{base}/stream?{query}", self.headers)
                 first = await anext(lines)
             await self._handle(sub, first, acks, base)
             async for line in lines:

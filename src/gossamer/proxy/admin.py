@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 import httptools
 
@@ -21,10 +22,39 @@ MAX_HEADERS = 100
 # A handler answers (status, content type, body).
 Reply = tuple[int, str, bytes]
 Handler = Callable[[], Reply]
+MAX_STREAM_BUFFER = 256 * 1024  # a streaming reader this far behind loses lines
+
+
+class Stream:
+    """A chunked response a stream handler keeps writing to until the client leaves."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.closed = False
+        self.on_close: Callable[[], None] | None = None
+
+    def write(self, data: bytes) -> bool:
+        """Send one chunk; False (nothing sent) when closed or the reader is too slow."""
+        if self.closed or self.transport.get_write_buffer_size() > MAX_STREAM_BUFFER:
+            return False
+        self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    def lost(self) -> None:
+        self.closed = True
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
+
+
+# (query parameters, the request's authorization header, the stream) -> an error Reply, or
+# None after subscribing the stream (e.g. GET /tap).
+StreamHandler = Callable[[dict[str, str], bytes | None, Stream], Reply | None]
 
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
@@ -53,8 +83,16 @@ def encode_response(reply: Reply, head_only: bool, close: bool) -> bytes:
 
 
 class _AdminProtocol(asyncio.Protocol):
-    def __init__(self, routes: dict[str, Handler], conns: set[_AdminProtocol]) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Handler],
+        conns: set[_AdminProtocol],
+        streams: dict[str, StreamHandler] | None = None,
+    ) -> None:
         self.routes = routes
+        self.streams = streams or {}
+        self.stream: Stream | None = None
+        self.authorization: bytes | None = None
         self.conns = conns
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -72,6 +110,8 @@ class _AdminProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conns.discard(self)
+        if self.stream is not None:
+            self.stream.lost()
 
     def data_received(self, data: bytes) -> None:
         if self.done:
@@ -98,6 +138,7 @@ class _AdminProtocol(asyncio.Protocol):
         self.head_bytes = 0
         self.headers = 0
         self.body_bytes = 0
+        self.authorization = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -108,6 +149,8 @@ class _AdminProtocol(asyncio.Protocol):
         if self.headers > MAX_HEADERS:
             raise _Reject(431, "too many headers")
         self._count(len(name) + len(value))
+        if name.lower() == b"authorization":
+            self.authorization = value
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -122,9 +165,13 @@ class _AdminProtocol(asyncio.Protocol):
             reply = text_reply(405, "only GET and HEAD")
         else:
             try:
-                path = httptools.parse_url(self.url).path.decode("latin-1")
+                url = httptools.parse_url(self.url)
+                path = url.path.decode("latin-1")
             except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
                 raise _Reject(400, "bad request target") from None
+            if path in self.streams and method == b"GET":
+                self._start_stream(self.streams[path], url.query or b"")
+                return
             handler = self.routes.get(path)
             reply = handler() if handler else text_reply(404, f"no such path; try {self._paths()}")
         self.transport.write(encode_response(reply, method == b"HEAD", not keep_alive))
@@ -132,8 +179,30 @@ class _AdminProtocol(asyncio.Protocol):
             self.done = True
             self.transport.close()
 
+    def _start_stream(self, handler: StreamHandler, raw_query: bytes) -> None:
+        assert self.transport is not None
+        try:
+            pairs = parse_qsl(
+                raw_query.decode("latin-1"), keep_blank_values=True, max_num_fields=20
+            )
+        except ValueError:
+            raise _Reject(400, "bad query string") from None
+        stream = Stream(self.transport)
+        reply = handler(dict(pairs), self.authorization, stream)
+        if reply is not None:
+            self.transport.write(encode_response(reply, False, True))
+            self.done = True
+            self.transport.close()
+            return
+        self.done = True  # the rest of the connection is this response
+        self.stream = stream
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n"
+        )
+
     def _paths(self) -> str:
-        return ", ".join(sorted(self.routes))
+        return ", ".join(sorted([*self.routes, *self.streams]))
 
     def _count(self, n: int) -> None:
         self.head_bytes += n
@@ -157,15 +226,18 @@ class _Reject(Exception):
 class AdminServer:
     """One small listener serving fixed paths."""
 
-    def __init__(self, routes: dict[str, Handler]) -> None:
+    def __init__(
+        self, routes: dict[str, Handler], streams: dict[str, StreamHandler] | None = None
+    ) -> None:
         self.routes = routes
+        self.streams = streams
         self._server: asyncio.Server | None = None
         self._conns: set[_AdminProtocol] = set()
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _AdminProtocol(self.routes, self._conns), host, port
+            lambda: _AdminProtocol(self.routes, self._conns, self.streams), host, port
         )
         return int(self._server.sockets[0].getsockname()[1])
 

@@ -39,8 +39,13 @@ class ProxyConfig:
     drain_grace: float = 5.0
     app_grace: float = 5.0
     proxy_id: str = ""
-    token: str | None = None
+    token: str | None = None  # bootstrap token text (may end in #sha256:<CA fingerprint>)
+    token_file: str | None = None
     command: list[str] = field(default_factory=list)  # `gossamer run` only
+    report_interval: float = 5.0  # telemetry push to the control plane (0: off)
+    access_log: str | None = None  # a path, or "-" for stdout
+    trace_sampling: float = 0.01
+    otlp_endpoint: str | None = None  # http://host:4318: tracing on
 
     def service_key(self, name: str) -> str:
         return name if "/" in name else f"{self.namespace}/{name}"
@@ -96,6 +101,22 @@ def _health(text: str) -> str:
     return text
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"bad sampling rate {text!r}: a number from 0 to 1")
+    return value
+
+
+def _otlp_endpoint(text: str) -> str:
+    if not re.match(r"^http://[^/\s]+(/\S*)?$", text):
+        raise argparse.ArgumentTypeError(f"bad OTLP endpoint {text!r}: use http://host:4318")
+    return text
+
+
 def build_parser(mode: str) -> argparse.ArgumentParser:
     run = mode == "run"
     p = argparse.ArgumentParser(
@@ -116,7 +137,9 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
     p.add_argument("--app-host", default="127.0.0.1", help="where the app listens")
     p.add_argument("--health", default="tcp", type=_health, help="tcp | http:/path")
     p.add_argument("--control", default=os.environ.get("GOSSAMER_CONTROL") or DEFAULT_CONTROL)
-    p.add_argument("--token", default=os.environ.get("GOSSAMER_TOKEN"), help=argparse.SUPPRESS)
+    p.add_argument("--token", default=os.environ.get("GOSSAMER_TOKEN"),
+                   help="bootstrap token (env GOSSAMER_TOKEN; prefer --token-file)")  # fmt: skip
+    p.add_argument("--token-file", default=None, help="file holding the bootstrap token (0600)")
     p.add_argument("--outbound-port", default=15001, type=parse_port)
     p.add_argument("--inbound-port", default=15006, type=parse_port)
     p.add_argument("--stats-port", default=15020, type=parse_port)
@@ -126,6 +149,14 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
     p.add_argument("--lease", default=10.0, type=parse_duration, help="lease, e.g. 10s")
     p.add_argument("--drain-grace", default=5.0, type=parse_duration)
     p.add_argument("--id", dest="proxy_id", default="", help="proxy id (default: service-hex)")
+    p.add_argument("--report-interval", default=5.0, type=parse_duration,
+                   help="telemetry push to the control plane, e.g. 5s (0: off)")  # fmt: skip
+    p.add_argument("--access-log", default=None, metavar="PATH|-",
+                   help="JSON access log lines to a file or stdout (default: off)")  # fmt: skip
+    p.add_argument("--trace-sampling", default=0.01, type=_fraction,
+                   help="share of new traces recorded, 0..1 (callers' decisions win)")  # fmt: skip
+    p.add_argument("--otlp-endpoint", default=None, type=_otlp_endpoint,
+                   help="OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (tracing on)")  # fmt: skip
     if run:
         p.add_argument("--app-grace", default=5.0, type=parse_duration,
                        help="after SIGTERM, how long the app has before SIGKILL")  # fmt: skip
@@ -159,7 +190,12 @@ def parse_args(argv: list[str]) -> ProxyConfig:
         app_grace=getattr(ns, "app_grace", 5.0),
         proxy_id=ns.proxy_id or f"{ns.service}-{secrets.token_hex(4)}",
         token=ns.token,
+        token_file=ns.token_file,
         command=command,
+        report_interval=ns.report_interval,
+        access_log=ns.access_log,
+        trace_sampling=ns.trace_sampling,
+        otlp_endpoint=ns.otlp_endpoint,
     )
     cfg.upstreams = [(cfg.service_key(name), port) for name, port in ns.upstream]
     return cfg

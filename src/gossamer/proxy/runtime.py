@@ -17,9 +17,11 @@ from gossamer.proxy.cli import ProxyConfig
 from gossamer.proxy.control_client import ControlClient, Registration
 from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.health import HealthProber, ProbeSpec
+from gossamer.proxy.inbound.authz import InboundAuthorizer
 from gossamer.proxy.launcher import App, app_environment, current_environ, exit_code
 from gossamer.proxy.snapshot import Snapshot
 from gossamer.proxy.state import SnapshotHolder
+from gossamer.proxy.telemetry.observe import Observability
 from gossamer.proxy.telemetry.stats import Stats, render_prometheus
 
 
@@ -68,8 +70,10 @@ class Sidecar:
         self.with_app = with_app
         self.holder = SnapshotHolder()
         self.sink = HolderSink(self.holder, cfg.namespace)
-        self.stats = Stats()
-        self.dataplane = DataPlane(self.holder, None, self.stats)
+        self.stats = Stats(f"{cfg.namespace}/{cfg.service}", cfg.labels.get("version", ""))
+        own_key = f"{cfg.namespace}/{cfg.service}"
+        authorize = InboundAuthorizer(self.holder, own_key, cfg.labels, self.stats)
+        self.dataplane = DataPlane(self.holder, None, self.stats, authorize=authorize)
         self.prober = HealthProber(ProbeSpec.parse(cfg.health), cfg.app_host, cfg.app_port)
         self.client = ControlClient(
             cfg.control,
@@ -78,16 +82,25 @@ class Sidecar:
             registration=None,  # set once the inbound port is bound
             watch=[key for key, _ in cfg.upstreams],
             is_healthy=lambda: self.prober.healthy,
-            wait_healthy=self.prober.wait_answered,
+            wait_healthy=self._ready_to_register,
             token=cfg.token,
             log=log,
         )
         self.holder.on_discover = self.client.watch
+        self.observe = Observability(cfg, self.stats, self.client, log)
         self.stats_server = AdminServer(
-            {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live}
+            {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live},
+            streams={"/tap": self.observe.tap},
         )
         self.admin_server = AdminServer({"/config": self._config, "/ready": self._ready})
         self.ports: dict[str, int] = {}
+
+    async def _ready_to_register(self) -> None:
+        await self.prober.wait_answered()
+        # Inbound authorization reads our own entry: it refuses everything until the first
+        # snapshot, so take traffic only once one is here.
+        while self.holder.current is None:
+            await self.holder.changed()
 
     # admin handlers ----------------------------------------------------------------------------
 
@@ -183,6 +196,7 @@ class Sidecar:
                 tg.create_task(self.client.run()),
                 tg.create_task(self.prober.run()),
                 tg.create_task(self._announce_ready()),
+                tg.create_task(self.observe.run()),
             ]
             waiters: list[asyncio.Task[Any]] = [tg.create_task(stop.wait())]
             if app is not None:

@@ -343,13 +343,13 @@ async def test_stats_count_requests_and_render_prometheus(dataplane, upstreams):
     await get(port, b"POST /a HTTP/1.1\r\nHost: reviews\r\ncontent-length: 3\r\n\r\nabc")
     await get(port, b"GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n")
     text = dataplane.stats.render_prometheus().decode()
-    assert 'gossamer_requests_total{direction="outbound",status_class="2xx",reason=""} 1' in text
-    assert (
-        'gossamer_requests_total{direction="outbound",status_class="4xx",reason="egress_refused"} 1'
-        in text
-    )
-    assert "gossamer_request_body_bytes_total 3\n" in text
-    assert "gossamer_response_body_bytes_total 2\n" in text  # "/a"
+    mesh = 'direction="outbound",src_service="",dst_service="default/reviews",route=""'
+    assert f'gossamer_requests_total{{{mesh},code="200"}} 1' in text
+    outside = 'direction="outbound",src_service="",dst_service="",route=""'
+    assert f'gossamer_requests_total{{{outside},code="403"}} 1' in text  # no raw host label
+    assert 'gossamer_rejections_total{direction="outbound",reason="egress_refused"} 1' in text
+    assert 'gossamer_request_body_bytes_total{direction="outbound"} 3\n' in text
+    assert 'gossamer_response_body_bytes_total{direction="outbound"} 2\n' in text  # "/a"
     assert "gossamer_upstream_attempts_total 1\n" in text
 
 
@@ -467,9 +467,12 @@ async def test_inbound_authorization_hook_sees_identity_and_can_deny(upstreams):
     def identify(transport: Any) -> str:
         return f"peer:{transport.get_extra_info('peername')[0]}"
 
-    def authorize(identity: Any, head: Any) -> bool:
-        seen.append(identity)
-        return bool(head.target != b"/private")
+    def authorize(ex: Any) -> bool:
+        seen.append(ex.client.identity)
+        if ex.head.target == b"/private":
+            ex.fail(403, "forbidden")
+            return False
+        return True
 
     plane = DataPlane(SnapshotHolder(), None, Stats(), authorize=authorize, identify=identify)
     try:

@@ -81,7 +81,9 @@ class Exchange:
         "response_ops",
         "response_started",
         "route",
+        "sent_at",
         "sent_log",
+        "span",
         "started_at",
         "status",
         "target",
@@ -141,6 +143,8 @@ class Exchange:
         self.connect_timeout = 5.0
         self.limits: Any = None  # held while a new connection is being made
         self.backend_limits: Any = None  # the limits of the current attempt's backend
+        self.span: Any = None  # a sampled trace span (telemetry/tracing.py)
+        self.sent_at = 0.0  # loop time the current attempt started (access logs)
 
     @property
     def replayable(self) -> bool:
@@ -183,6 +187,7 @@ class Exchange:
         if self.finished:
             return
         self.attempt += 1
+        self.sent_at = self.client.loop.time()
         self.key = key
         self.connect_timeout = connect_timeout
         self.backend_limits = limits

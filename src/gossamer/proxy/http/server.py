@@ -148,16 +148,13 @@ class ClientConnection(asyncio.Protocol):
         self.exchange = exchange
         if self.draining:
             exchange.closing = True
+        tracer = listener.stats.tracer
+        if tracer is not None:
+            tracer.start(exchange, listener.direction)  # before an attempt copies the headers
         listener.target.begin(exchange)
 
     def exchange_finished(self, exchange: Exchange, close: bool) -> None:
-        self.listener.stats.request_done(
-            self.listener.direction,
-            exchange.status,
-            exchange.reason,
-            exchange.body_size,
-            exchange.response_bytes,
-        )
+        self.listener.stats.exchange_done(self, exchange)
         if self.exchange is exchange:
             self.exchange = None
         if self.closed:

@@ -35,13 +35,14 @@ EGRESS_REQUEST_TIMEOUT = 15.0
 class Routed:
     """Per-request routing state (one small object, only for mesh requests)."""
 
-    __slots__ = ("backend", "failed", "route", "view")
+    __slots__ = ("backend", "failed", "last", "route", "view")
 
     def __init__(self, view: ServiceView, route: Any, backend: Backend) -> None:
         self.view = view
         self.route = route
         self.backend = backend
         self.failed: tuple[Endpoint, ...] = ()  # endpoints that failed this request
+        self.last: Endpoint | None = None  # the latest attempt's endpoint (for telemetry)
 
 
 def split_target(target: bytes) -> tuple[bytes | None, bytes]:
@@ -207,7 +208,7 @@ class OutboundTarget:
             ex.endpoint = None
             ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
             return False
-        ex.endpoint = endpoint
+        ex.endpoint = routed.last = endpoint
         backend.balancer.start(endpoint, now)
         self.stats.upstream_attempts += 1
         route = routed.route

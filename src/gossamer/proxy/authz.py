@@ -97,15 +97,34 @@ def evaluate(
 ) -> Decision:
     """Decide one request to a workload carrying `labels` from caller `principal`
     (None or "" when the connection carries no verified identity)."""
+    denies, allows = select(policies, labels)
+    return decide(denies, allows, principal, method, path, headers)
+
+
+def select(
+    policies: Iterable[Policy], labels: Mapping[str, str]
+) -> tuple[tuple[Policy, ...], tuple[Policy, ...]]:
+    """The (DENY, ALLOW) policies selecting a workload: once per snapshot on the hot path."""
     selected = [p for p in policies if p.selects(labels)]
-    if not selected:
+    return (
+        tuple(p for p in selected if p.action == "DENY"),
+        tuple(p for p in selected if p.action != "DENY"),
+    )
+
+
+def decide(
+    denies: Sequence[Policy],
+    allows: Sequence[Policy],
+    principal: str | None,
+    method: str,
+    path: str,
+    headers: HeaderList = (),
+) -> Decision:
+    """evaluate() for policies already selected (see select())."""
+    if not denies and not allows:
         return Decision(True, ALLOWED_NO_POLICY, "no AuthorizationPolicy selects this workload")
     request = _Request(principal or "", method, path, headers)
-    allows = []
-    for policy in selected:
-        if policy.action != "DENY":
-            allows.append(policy)
-            continue
+    for policy in denies:
         for index, rule in enumerate(policy.rules):
             if rule.unsupported:
                 return Decision(
@@ -143,16 +162,28 @@ def evaluate(
 
 
 class _Request:
-    __slots__ = ("headers", "method", "namespace", "path", "principal", "service")
+    __slots__ = ("_workload", "headers", "method", "path", "principal")
 
     def __init__(self, principal: str, method: str, path: str, headers: HeaderList) -> None:
         if principal.startswith(SCHEME):
             principal = principal[len(SCHEME) :]
         self.principal = principal
-        self.namespace, self.service = _workload(principal)
+        self._workload: tuple[str, str] | None = None  # parsed when a rule asks
         self.method = method
         self.path = path
         self.headers = headers
+
+    @property
+    def namespace(self) -> str:
+        if self._workload is None:
+            self._workload = _workload(self.principal)
+        return self._workload[0]
+
+    @property
+    def service(self) -> str:
+        if self._workload is None:
+            self._workload = _workload(self.principal)
+        return self._workload[1]
 
     def header(self, name: str) -> str | None:
         key = name.lower().encode("latin-1")
@@ -192,7 +223,9 @@ def _field(spec: dict[str, tuple[str, ...]], positive: str, negative: str, value
 def _source_matches(s: dict[str, tuple[str, ...]], r: _Request) -> bool:
     if not _field(s, "principals", "notPrincipals", r.principal):
         return False
-    if not _field(s, "namespaces", "notNamespaces", r.namespace):
+    if ("namespaces" in s or "notNamespaces" in s) and not _field(
+        s, "namespaces", "notNamespaces", r.namespace
+    ):
         return False
     services = s.get("services")
     return services is None or _any(services, r.service)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gossamer.proxy.authz import Policy as AuthzPolicy
+from gossamer.proxy.authz import parse_policies
 from gossamer.proxy.balance import Balancer, EndpointLoad, make_balancer
 from gossamer.proxy.resilience import Limits, OutlierDetector, OutlierState, RetryBudget
 from gossamer.proxy.routing import (
@@ -131,6 +133,7 @@ class ServiceView:
     __slots__ = (
         "_backends",
         "_subsets",
+        "authz",
         "default_backend",
         "depends",
         "endpoints",
@@ -138,6 +141,7 @@ class ServiceView:
         "header_names",
         "key",
         "limits",
+        "mtls",
         "name",
         "namespace",
         "needs_query",
@@ -159,6 +163,8 @@ class ServiceView:
     limits: Limits
     retry_budget: RetryBudget
     routes: tuple[Route, ...]
+    authz: tuple[AuthzPolicy, ...]  # AuthorizationPolicies selecting this service
+    mtls: str  # "STRICT" | "PERMISSIVE"
     header_names: frozenset[bytes]
     needs_query: bool
     depends: frozenset[str]
@@ -201,6 +207,8 @@ def _build_view(key: str, wire: Any, previous: ServiceView | None) -> ServiceVie
     view.exists = exists
     view.protocol = _str(entry.get("protocol", "HTTP"), f"{field}.protocol")
     view.policy = _policy(entry.get("policy"), f"{field}.policy")
+    view.authz = parse_policies(entry.get("authz"), f"{field}.authz")  # for our own inbound
+    view.mtls = _str(entry.get("mtls", "STRICT"), f"{field}.mtls")
 
     old = {ep.id: ep for ep in previous.endpoints} if previous is not None else {}
     endpoints = []

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import ssl as ssl_module
 from collections.abc import Callable
-from typing import Any
 
-from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
 from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.pool import UpstreamPool
 from gossamer.proxy.telemetry.stats import Stats
 
-# (peer identity or None, request head) -> allowed?
-Authorizer = Callable[[Any, Any], bool]
+# Decides before forwarding (e.g. inbound/authz.py); may rewrite `ex.upstream_target` (the
+# normalised path). Returns False after answering the request itself (ex.fail).
+Authorizer = Callable[[Exchange], bool]
 
 
 class LocalAppTarget:
@@ -39,12 +38,11 @@ class LocalAppTarget:
         self.authorize = authorize
 
     def begin(self, ex: Exchange) -> None:
-        authorize = self.authorize
-        if authorize is not None and not authorize(ex.client.identity, ex.head):
-            ex.fail(403, errors.FORBIDDEN)
-            return
         if ex.head.target.startswith(b"http://"):
             ex.upstream_target = _origin_form(ex.head.target)
+        authorize = self.authorize
+        if authorize is not None and not authorize(ex):
+            return
         ex.set_deadline(self.request_timeout)
         ex.send(self.key, self.connect_timeout)
 

@@ -16,8 +16,10 @@ Choices the protocol leaves open, made here:
   of repeated header or query names only the first counts (Gateway API).
 - A rule without backendRefs (and no RequestRedirect) sends to the parent service itself.
   Backends of weight 0 and backendRefs of a kind other than Service are left out.
-- RequestMirror filters name their target as {"service": "ns/name", "percent": N}.
-  Per-backend filters are not part of ENTRY and are not compiled.
+- RequestMirror filters name their target as {"service": "ns/name", "percent": N}. Fault
+  filters carry seconds and status: {"delay": {"seconds", "percent"}, "abort": {"status",
+  "percent"}}. A backend with filters of its own carries them as "filters" (left out
+  when it has none).
 - A retry without a backoff gets 25 ms. minRetriesPerSecond = minRetryRate count/interval.
 - A route or policy document that is not the canonical shape (a hand-edited store) is
   skipped (the policy falls back to the defaults) rather than raising.
@@ -33,7 +35,7 @@ from typing import Any
 
 from gossamer.control.authz_compiler import DEFAULT_MTLS, compile_authz, compile_mtls
 from gossamer.control.state import Attached, MeshState, service_key, split_key
-from gossamer.model.resources import MeshConfigSpec, TrafficPolicySpec
+from gossamer.model.resources import MeshConfigSpec, TrafficPolicySpec, filter_field
 
 PROTOCOL_VERSION = 1
 DEFAULT_RETRY_BACKOFF = 0.025
@@ -179,8 +181,24 @@ def _compile_filter(flt: Mapping[str, Any], namespace: str) -> dict[str, Any]:
             "percent": mirror.get("percent", 100),
         }
         return {"type": kind, "requestMirror": target}
-    field = kind[0].lower() + kind[1:]
+    if kind == "Fault":
+        return {"type": kind, "fault": _compile_fault(flt["fault"])}
+    field = filter_field(kind)
     return {"type": kind, field: flt[field]}
+
+
+def _compile_fault(fault: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if fault.get("delay"):
+        delay = fault["delay"]
+        out["delay"] = {
+            "seconds": seconds(delay["fixedDelay"]),
+            "percent": delay.get("percent", 100),
+        }
+    if fault.get("abort"):
+        abort = fault["abort"]
+        out["abort"] = {"status": abort["httpStatus"], "percent": abort.get("percent", 100)}
+    return out
 
 
 def _session_persistence(given: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -203,6 +221,11 @@ def _compile_rule(rule: Mapping[str, Any], namespace: str, parent: str) -> dict[
             "service": _ref_key(ref, namespace),
             "labels": dict(ref.get("labels") or {}),
             "weight": ref.get("weight", 1),
+            **(
+                {"filters": [_compile_filter(f, namespace) for f in ref["filters"]]}
+                if ref.get("filters")
+                else {}
+            ),
         }
         for ref in refs
         if ref.get("kind", "Service") == "Service" and ref.get("weight", 1) > 0

@@ -16,6 +16,7 @@ from gossamer.model.common import (
     Port,
     ServiceRef,
     Strict,
+    duration_seconds,
 )
 
 
@@ -101,7 +102,16 @@ class RouteMatch(Strict):
 
 class HeaderValue(Strict):
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
-    value: str = Field(max_length=4096)
+    # No CR, LF or NUL: a value is written into a message head as it is.
+    value: str = Field(max_length=4096, pattern=r"^[^\r\n\x00]*$")
+
+
+# Fields that frame or manage the connection: a filter that changed them would corrupt the
+# message, so they are refused (the sidecar also never applies them).
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+     "trailer", "proxy-connection"}
+)  # fmt: skip
 
 
 class HeaderModifier(Strict):
@@ -109,11 +119,29 @@ class HeaderModifier(Strict):
     add: list[HeaderValue] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _no_framing_headers(self) -> HeaderModifier:
+        names = [h.name for h in self.set] + [h.name for h in self.add] + self.remove
+        for name in names:
+            if name.lower() in _FRAMING_HEADERS:
+                raise ValueError(f"header {name!r} frames the message and cannot be modified")
+        return self
+
 
 class PathModifier(Strict):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
     replaceFullPath: str | None = None
     replacePrefixMatch: str | None = None
+
+    @model_validator(mode="after")
+    def _value_for_type(self) -> PathModifier:
+        field = self.type[0].lower() + self.type[1:]
+        value = getattr(self, field)
+        if value is None:
+            raise ValueError(f"path modifier of type {self.type} needs its '{field}' field")
+        if not value.startswith("/") or any(c in value for c in "\r\n\x00 ?#"):
+            raise ValueError(f"{field} must be a path starting with '/', got {value!r}")
+        return self
 
 
 class RedirectFilter(Strict):
@@ -134,6 +162,37 @@ class MirrorFilter(Strict):
     percent: int = Field(default=100, ge=0, le=100)
 
 
+class FaultDelay(Strict):
+    fixedDelay: Duration
+    percent: float = Field(default=100, ge=0, le=100)
+
+
+class FaultAbort(Strict):
+    httpStatus: int = Field(ge=200, le=599)
+    percent: float = Field(default=100, ge=0, le=100)
+
+
+class FaultFilter(Strict):
+    """gossamer extension (after Istio's HTTPFaultInjection): delay and/or abort a share of
+    requests, applied by the calling sidecar, for resilience testing."""
+
+    delay: FaultDelay | None = None
+    abort: FaultAbort | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> FaultFilter:
+        if self.delay is None and self.abort is None:
+            raise ValueError("a fault needs 'delay', 'abort' or both")
+        if self.delay is not None and duration_seconds(self.delay.fixedDelay) > 3600:
+            raise ValueError("fault delay.fixedDelay must be at most 1h")
+        return self
+
+
+def filter_field(kind: str) -> str:
+    """The field holding a filter's configuration: ``URLRewrite`` -> ``urlRewrite``."""
+    return "urlRewrite" if kind == "URLRewrite" else kind[0].lower() + kind[1:]
+
+
 class RouteFilter(Strict):
     type: Literal[
         "RequestHeaderModifier",
@@ -141,16 +200,18 @@ class RouteFilter(Strict):
         "RequestRedirect",
         "URLRewrite",
         "RequestMirror",
+        "Fault",
     ]
     requestHeaderModifier: HeaderModifier | None = None
     responseHeaderModifier: HeaderModifier | None = None
     requestRedirect: RedirectFilter | None = None
     urlRewrite: URLRewriteFilter | None = None
     requestMirror: MirrorFilter | None = None
+    fault: FaultFilter | None = None
 
     @model_validator(mode="after")
     def _config_matches_type(self) -> RouteFilter:
-        field = self.type[0].lower() + self.type[1:]
+        field = filter_field(self.type)
         if getattr(self, field) is None:
             raise ValueError(f"filter of type {self.type} needs its '{field}' field")
         return self
@@ -161,6 +222,27 @@ class BackendRef(ServiceRef):
     # gossamer extension: a subset of the service's instances, selected by instance labels.
     labels: Labels = Field(default_factory=dict)
     filters: list[RouteFilter] = Field(default_factory=list)
+
+    @field_validator("filters")
+    @classmethod
+    def _backend_filters(cls, filters: list[RouteFilter]) -> list[RouteFilter]:
+        # Redirects decide per rule and mirrors copy per rule: not per backend.
+        for f in filters:
+            if f.type in ("RequestRedirect", "RequestMirror"):
+                raise ValueError(f"{f.type} is a rule filter, not allowed on a backendRef")
+        _one_of_each(filters)
+        return filters
+
+
+def _one_of_each(filters: list[RouteFilter]) -> None:
+    """Gateway API: each filter type at most once (RequestMirror excepted), and a redirect
+    cannot be combined with a rewrite."""
+    kinds = [f.type for f in filters if f.type != "RequestMirror"]
+    for kind in set(kinds):
+        if kinds.count(kind) > 1:
+            raise ValueError(f"filter type {kind} is given more than once")
+    if "RequestRedirect" in kinds and "URLRewrite" in kinds:
+        raise ValueError("RequestRedirect and URLRewrite cannot be combined in one rule")
 
 
 class RouteTimeouts(Strict):
@@ -206,6 +288,19 @@ class RouteRule(Strict):
     def _weights(self) -> RouteRule:
         if self.backendRefs and all(b.weight == 0 for b in self.backendRefs):
             raise ValueError("backendRefs weights are all zero: at least one must be positive")
+        return self
+
+    @model_validator(mode="after")
+    def _filters(self) -> RouteRule:
+        _one_of_each(self.filters)
+        modifiers = [f.requestRedirect.path if f.requestRedirect else None for f in self.filters]
+        modifiers += [f.urlRewrite.path if f.urlRewrite else None for f in self.filters]
+        for ref in self.backendRefs:
+            modifiers += [f.urlRewrite.path if f.urlRewrite else None for f in ref.filters]
+        if any(m is not None and m.type == "ReplacePrefixMatch" for m in modifiers):
+            for match in self.matches:
+                if match.path is not None and match.path.type != "PathPrefix":
+                    raise ValueError("ReplacePrefixMatch needs every match to be a PathPrefix")
         return self
 
 

@@ -78,7 +78,7 @@ def entry_fields(entry: Entry) -> dict[str, Any]:
         "responseFlag": ex.reason,
         "bytesIn": ex.body_size,
         "bytesOut": ex.response_bytes,
-        "durationMs": round((end - ex.started_at) * 1000, 3),
+        "durationMs": round((end - ex.measured_from) * 1000, 3),
         "upstreamDurationMs": round(upstream_seconds * 1000, 3) if upstream_seconds else None,
     }
 

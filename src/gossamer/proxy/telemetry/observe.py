@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from gossamer.proxy.admin import Reply, Stream, text_reply
@@ -81,7 +82,7 @@ class Observability:
             flt = parse_query(query)
         except TapQueryError as exc:
             return text_reply(400, str(exc))
-        tap = Tap(self.stats, flt, stream.write, asyncio.get_running_loop().time())
+        tap = Tap(self.stats, flt, stream.write, perf_counter())
         if not tap.open():
             return text_reply(503, "too many taps open on this sidecar")
         stream.on_close = tap.close

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.telemetry.prometheus import render
@@ -55,7 +56,7 @@ class Stats:
 
     def exchange_done(self, conn: ClientConnection, ex: Exchange) -> None:
         """One logical request is over: count it once, whatever its attempts."""
-        now = conn.loop.time()
+        now = perf_counter()
         direction = conn.listener.direction
         if direction == "outbound":
             routed = ex.route
@@ -82,7 +83,7 @@ class Stats:
             identity = conn.identity
             src = self._source(identity) if identity is not None else ""
             key = (direction, src, self.service, "", -1, self.version, identity is not None)
-        self._count(key, ex.status, ex.reason, now - ex.started_at)
+        self._count(key, ex.status, ex.reason, now - ex.measured_from)
         self.request_bytes[direction] += ex.body_size
         self.response_bytes[direction] += ex.response_bytes
         series = self.series[key]

@@ -115,7 +115,7 @@ def summary(conn: ClientConnection, ex: Exchange, key: SeriesKey, now: float) ->
         "path": path.decode("latin-1"),
         "status": ex.status,
         "reason": ex.reason,
-        "durationMs": round((now - ex.started_at) * 1000, 3),
+        "durationMs": round((now - ex.measured_from) * 1000, 3),
         "src": src,
         "dst": dst,
         "route": route_label(route, rule),

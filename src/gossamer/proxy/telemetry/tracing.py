@@ -104,7 +104,7 @@ class Tracer:
             span.trace_id,
             span.span_id,
             span.parent_id,
-            end_ns - int((now - ex.started_at) * 1e9),
+            end_ns - int((now - ex.measured_from) * 1e9),
             end_ns,
             _client_attributes(ex) if client else _server_attributes(ex, conn),
             error=status == 0 or status >= (400 if client else 500),

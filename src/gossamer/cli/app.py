@@ -41,3 +41,4 @@ _observe.register(app)
 from gossamer.cli import traffic as _traffic  # noqa: E402
 
 _traffic.register(app)
+from gossamer.cli import explain_authz as _explain_authz  # noqa: E402, F401  (adds `explain authz`)

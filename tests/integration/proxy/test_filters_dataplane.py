@@ -352,3 +352,33 @@ async def test_sticky_cookie_is_handed_out_then_keeps_the_variant(dataplane, ups
             assert again.rsplit(b"\r\n\r\n", 1)[1] == variant
             assert header(again, b"set-cookie") == []
     assert seen == {b"v1", b"v2"}  # 20 sessions at 50/50: both variants (1 in 500k fails)
+
+
+async def test_weighted_split_chi_square_over_10000_requests(dataplane, upstreams):
+    v1, v2, v3 = Recorder(b"v1"), Recorder(b"v2"), Recorder(b"v3")
+    ups = [await upstreams(v) for v in (v1, v2, v3)]
+    weights = {b"v1": 70, b"v2": 20, b"v3": 10}
+    backends = [
+        {"service": "default/reviews", "labels": {"version": v.decode()}, "weight": w}
+        for v, w in weights.items()
+    ]
+    routes = [rule([], backends=backends)]
+    port = await start(
+        dataplane, {"default/reviews": entry("reviews", [u.port for u in ups], routes)}
+    )
+    counts: dict[bytes, int] = dict.fromkeys(weights, 0)
+
+    async def client(n: int) -> None:
+        conn = await connect(port)
+        for _ in range(n):
+            await conn.send(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
+            counts[(await conn.read_response()).rsplit(b"\r\n\r\n", 1)[1]] += 1
+        conn.close()
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(4):
+            tg.create_task(client(2500))
+    total = sum(counts.values())
+    chi2 = sum((counts[v] - total * w / 100) ** 2 / (total * w / 100) for v, w in weights.items())
+    assert total == 10_000
+    assert chi2 < 13.82, (counts, chi2)  # 2 degrees of freedom, p = 0.001

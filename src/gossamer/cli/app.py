@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 app = typer.Typer(
@@ -14,8 +16,17 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        help="Credential for the control plane (env GOSSAMER_TOKEN).",
+        show_default=False,
+    ),
+) -> None:
     """gossamer: a service mesh you can read."""
+    if token:  # read by client/credentials.py, like the environment variable
+        os.environ["GOSSAMER_TOKEN"] = token
 
 
 # Command groups (one module each). Each module exposes register(app).
@@ -42,3 +53,6 @@ from gossamer.cli import traffic as _traffic  # noqa: E402
 
 _traffic.register(app)
 from gossamer.cli import explain_authz as _explain_authz  # noqa: E402, F401  (adds `explain authz`)
+from gossamer.cli import security as _security  # noqa: E402
+
+_security.register(app)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
+from gossamer.client.credentials import operator_token
 from gossamer.client.errors import ApiError, ControlUnreachable
 
 API = "/api/v1"
@@ -32,10 +33,13 @@ def _seg(value: str) -> str:
 class ControlClient:
     """Synchronous client of the control plane. Use as a context manager or call close()."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        # Explicit, GOSSAMER_TOKEN, or the local admin credential (client/credentials.py).
+        token = operator_token(self.base_url, token)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> ControlClient:
         return self
@@ -234,6 +238,28 @@ class ControlClient:
     def proxies(self) -> Document:
         """Connected proxies and the latest snapshot version."""
         return self._request("GET", f"{API}/proxies")
+
+    # --- security: tokens, the mesh CA, workload identities -------------------------------------
+
+    def tokens(self) -> Document:
+        return self._request("GET", f"{API}/tokens")
+
+    def create_token(self, request: Document) -> Document:
+        """{"service", "namespace"} or {"operator", "role"}, with "ttlSeconds"."""
+        return self._request("POST", f"{API}/tokens", body=request)
+
+    def revoke_token(self, token_id: str) -> Document:
+        return self._request("DELETE", f"{API}/tokens/{_seg(token_id)}")
+
+    def ca(self) -> Document:
+        return self._request("GET", f"{API}/ca")
+
+    def rotate_ca(self, step: str) -> Document:
+        return self._request("POST", f"{API}/ca/rotation", body={"step": step})
+
+    def identities(self, service: str | None = None, namespace: str = "default") -> Document:
+        params = {"service": service, "namespace": namespace if service else None}
+        return self._request("GET", f"{API}/identities", params=params)
 
     # --- observability ------------------------------------------------------------------------
 

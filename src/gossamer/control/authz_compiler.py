@@ -105,4 +105,5 @@ def compile_mtls(state: MeshState, key: str) -> str:
         if level(p) < 3:
             mode = (p.spec.get("mtls") or {}).get("mode", DEFAULT_MTLS)
             return mode if mode in ("STRICT", "PERMISSIVE") else DEFAULT_MTLS
-    return DEFAULT_MTLS
+    # No PeerAuthentication: the control plane's mesh-wide mode (`gossamer control --mtls`).
+    return str((state.trust or {}).get("mtls", DEFAULT_MTLS))

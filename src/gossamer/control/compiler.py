@@ -72,7 +72,8 @@ def compile_mesh(state: MeshState) -> dict[str, Any]:
     return {
         "outboundTrafficPolicy": spec.get(
             "outboundTrafficPolicy", _MESH_DEFAULTS["outboundTrafficPolicy"]
-        )
+        ),
+        **(state.trust or {}),  # the mesh CA's bundle and mode (security.mesh_section)
     }
 
 

@@ -70,6 +70,11 @@ class Fanout:
         finally:
             self._state_waiters -= 1
 
+    def mesh_changed(self) -> None:
+        """Mesh-wide settings outside the store changed (the trust bundle): recompile."""
+        self._dirty.add(MESH_KEY)
+        self.has_work.set()
+
     def reset(self, state: MeshState) -> None:
         """Swap in a freshly loaded state; every watched entry is recompiled at next flush."""
         self.state = state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -53,7 +54,9 @@ class ProxyApi:
         fanout: Fanout,
         heartbeat_seconds: float = 15.0,
         coalesce_seconds: float = 0.05,
+        on_heartbeat: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        self.on_heartbeat = on_heartbeat  # e.g. the bundle a proxy reports using
         self.registry = registry
         self.fanout = fanout
         self.heartbeat_seconds = heartbeat_seconds
@@ -95,6 +98,8 @@ class ProxyApi:
             await self.registry.heartbeat(proxy_id, healthy)
         except UnknownLease:
             raise ApiError(404, f"no lease for proxy {proxy_id}: register again") from None
+        if self.on_heartbeat is not None:
+            self.on_heartbeat(proxy_id, body)
         return json_response({"ok": True})
 
     async def deregister(self, request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,7 +21,8 @@ from aiohttp import web
 
 from gossamer import __version__
 from gossamer.control.apply_api import ApplyApi
-from gossamer.control.auth import auth_middleware
+from gossamer.control.auth import AUTHENTICATOR_KEY, Authenticator, auth_middleware
+from gossamer.control.ca_api import SecurityApi
 from gossamer.control.canary.metrics import TelemetryMetrics
 from gossamer.control.canary.runner import CanaryRunner
 from gossamer.control.canary_api import CanaryApi
@@ -32,6 +34,7 @@ from gossamer.control.openapi import build_openapi
 from gossamer.control.proxies_api import SUPPORTED_PROTOCOLS, ProxyApi
 from gossamer.control.registry import Registry
 from gossamer.control.resources_api import ResourceApi
+from gossamer.control.security import Security
 from gossamer.control.state import MeshState
 from gossamer.control.tap_api import TapApi
 from gossamer.control.telemetry import TelemetryStore
@@ -78,7 +81,13 @@ class ControlServer:
         heartbeat_seconds: float = 15.0,
         coalesce_seconds: float = 0.05,
         canary_tick_seconds: float = 1.0,
+        security: Security | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        # Without `security` (in-process embedding) the API is open and no CA exists;
+        # `gossamer control` always passes one.
+        self.security = security
+        self.ssl_context = ssl_context
         self.store = store
         self.host = host
         self.port = port  # the bound port once `ready` is set
@@ -97,8 +106,10 @@ class ControlServer:
     async def run(self) -> None:
         """Serve until cancelled. Sets `ready` once listening with the state loaded."""
         raise_open_file_limit()
-        state = await load_state(self.store)
+        state = await self._load_state()
         self.fanout = Fanout(state, self.wall_clock)
+        if self.security is not None:
+            self.security.on_bundle_change = self._trust_changed
         await self.registry.restore()
         self.app = self._app()
         if not any(r.canonical == "/" for r in self.app.router.resources()):
@@ -108,7 +119,14 @@ class ControlServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True, backlog=1024)
+            site = web.TCPSite(
+                runner,
+                self.host,
+                self.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl_context=self.ssl_context,
+            )
             await site.start()
             self.port = runner.addresses[0][1]
             async with asyncio.TaskGroup() as tasks:
@@ -123,6 +141,20 @@ class ControlServer:
                 self.fanout.unsubscribe(sub)
             await runner.cleanup()
 
+    async def _load_state(self) -> MeshState:
+        state = await load_state(self.store)
+        if self.security is not None:
+            state.trust = self.security.mesh_section()
+        return state
+
+    def _trust_changed(self) -> None:
+        assert self.security is not None
+        self.fanout.state.trust = self.security.mesh_section()
+        self.fanout.mesh_changed()
+
+    def connected_proxies(self) -> list[str]:
+        return [s.id for s in self.fanout.subscribers.values() if s.connected]
+
     async def _follow_store(self) -> None:
         while True:
             try:
@@ -131,7 +163,7 @@ class ControlServer:
             except Compacted:
                 # Fell behind the store's history: start over from a fresh listing.
                 log.warning("store watch compacted; reloading the mesh state")
-                self.fanout.reset(await load_state(self.store))
+                self.fanout.reset(await self._load_state())
 
     async def _flush_loop(self) -> None:
         while True:
@@ -147,8 +179,18 @@ class ControlServer:
         )
         resources = ResourceApi(self.store, self._service_exists, self.wall_clock)
         apply = ApplyApi(self.store, self._wait_for_sync, self._service_exists, self.wall_clock)
+        security_routes: list[web.RouteDef] = []
+        on_heartbeat = None
+        if self.security is not None:
+            app[AUTHENTICATOR_KEY] = Authenticator(self.security.credentials, self.wall_clock)
+            security_routes = SecurityApi(self.security, self.connected_proxies).routes()
+            on_heartbeat = self._heartbeat_report
         proxies = ProxyApi(
-            self.registry, self.fanout, self.heartbeat_seconds, self.coalesce_seconds
+            self.registry,
+            self.fanout,
+            self.heartbeat_seconds,
+            self.coalesce_seconds,
+            on_heartbeat=on_heartbeat,
         )
         app.add_routes(
             [
@@ -163,11 +205,17 @@ class ControlServer:
                 ).routes(),
                 *MetricsApi(self.store, self.telemetry, self.wall_clock).routes(),
                 *TapApi(self.store).routes(),
+                *security_routes,
                 *proxies.routes(),
                 *resources.routes(),  # last: its /api/v1/{plural} matches broadly
             ]
         )
         return app
+
+    def _heartbeat_report(self, proxy_id: str, body: dict[str, Any]) -> None:
+        bundle = body.get("bundle")
+        if self.security is not None and isinstance(bundle, str):
+            self.security.report(proxy_id, bundle)
 
     async def _service_exists(self) -> Callable[[str], bool]:
         # Read your writes: let the state catch up with the store before answering.

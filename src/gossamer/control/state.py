@@ -169,6 +169,8 @@ class MeshState:
         self._policies: dict[ObjectKey, Attached] = {}
         self._policies_by_target: dict[str, dict[ObjectKey, Attached]] = {}
         self._mesh: dict[str, Any] | None = None  # spec of MeshConfig default/default
+        # Set by the control plane, not the store: trustDomain, trustBundle, trustSigner, mtls.
+        self.trust: dict[str, Any] | None = None
         # kind -> namespace -> (namespace, name) -> policy, for the two security kinds
         self._security: dict[str, dict[str, dict[ObjectKey, Selecting]]] = {
             kind: {} for kind in SECURITY_KINDS

@@ -293,6 +293,7 @@ class ControlClient:
         self.idle_timeout = idle_timeout
         self.log = log
         self.rng = rng or random.Random()
+        self.report: Callable[[], dict[str, Any]] = dict  # extra heartbeat fields
         self.registered = asyncio.Event()
         self.stream_connected = asyncio.Event()
         self.stopping = False
@@ -358,7 +359,7 @@ class ControlClient:
                 status, _ = await self.http.request(
                     "POST",
                     f"/api/v1/proxies/{self._pid}/heartbeat",
-                    {"healthy": self.is_healthy()},
+                    {"healthy": self.is_healthy(), **self.report()},
                     time_limit=interval,
                 )
                 if status == 404:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as ssl_module
-from typing import Any
+from typing import Any, cast
 
 from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
+from gossamer.proxy.http.server import ClientConnection
+from gossamer.proxy.inbound.acceptor import PeekingAcceptor
 from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
+from gossamer.proxy.mtls import MeshSecurity, peer_identity
 from gossamer.proxy.outbound.target import DISCOVERY_TIMEOUT, OutboundTarget
 from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool
 from gossamer.proxy.state import SnapshotHolder
@@ -37,7 +40,9 @@ class DataPlane:
         authorize: Authorizer | None = None,
         identify: Identify | None = None,
         discovery_timeout: float = DISCOVERY_TIMEOUT,
+        mesh_security: MeshSecurity | None = None,
     ) -> None:
+        self.mesh_security = mesh_security  # mTLS between sidecars (proxy/mtls.py)
         self.holder = holder
         self.identity = identity
         self.stats = stats
@@ -66,7 +71,7 @@ class DataPlane:
     async def _supervise(self, ready: asyncio.Future[asyncio.TaskGroup]) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
-                self.mesh_pool = self._pool(tg, self.mesh_client_ssl)
+                self.mesh_pool = self._pool(tg, self.mesh_client_ssl, self.mesh_security)
                 self.app_pool = self._pool(tg, None)
                 self.egress_pool = self._pool(tg, None)
                 for pool in (self.mesh_pool, self.app_pool, self.egress_pool):
@@ -77,9 +82,18 @@ class DataPlane:
         except* _Stop:
             pass
 
-    def _pool(self, tg: asyncio.TaskGroup, ssl: ssl_module.SSLContext | None) -> UpstreamPool:
+    def _pool(
+        self,
+        tg: asyncio.TaskGroup,
+        ssl: ssl_module.SSLContext | None,
+        security: MeshSecurity | None = None,
+    ) -> UpstreamPool:
         return UpstreamPool(
-            tg, self.pool_idle_timeout, ssl, on_connection_change=self.stats.upstream_connection
+            tg,
+            self.pool_idle_timeout,
+            ssl,
+            on_connection_change=self.stats.upstream_connection,
+            mesh_security=security,
         )
 
     def _config(self, proto: bytes = b"http") -> ListenerConfig:
@@ -116,9 +130,9 @@ class DataPlane:
         )
 
     async def start_inbound(self, host: str, port: int, app_host: str, app_port: int) -> int:
-        await self._started()
+        tg = await self._started()
         assert self.app_pool is not None
-        tls = self.inbound_server_ssl is not None
+        tls = self.inbound_server_ssl is not None or self.mesh_security is not None
         listener = make_inbound_listener(
             self.app_pool,
             self.stats,
@@ -127,8 +141,15 @@ class DataPlane:
             config=self._config(b"https" if tls else b"http"),
             authorize=self.authorize,
             server_ssl=self.inbound_server_ssl,
-            identify=self.identify,
+            identify=self.identify or (peer_identity if self.mesh_security else None),
         )
+        if self.mesh_security is not None:
+            # mTLS or (PERMISSIVE) plaintext, chosen per connection by its first byte.
+            acceptor = PeekingAcceptor(lambda: ClientConnection(listener), self.mesh_security)
+            bound = await acceptor.start(host, port, tg)
+            listener.server = cast(asyncio.Server, acceptor)
+            self.listeners.append(listener)
+            return bound
         return await self._listen(listener, host, port, self.inbound_server_ssl)
 
     async def _listen(

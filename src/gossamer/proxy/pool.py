@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.head import Headers, ResponseHead
 from gossamer.proxy.http.reader import FramingError, ResponseReader
+from gossamer.proxy.mtls import MeshSecurity, classify
 
 if TYPE_CHECKING:
     from gossamer.proxy.http.exchange import Exchange
@@ -188,8 +189,10 @@ class UpstreamPool:
         ssl: ssl_module.SSLContext | None = None,
         max_idle_per_endpoint: int = 256,
         on_connection_change: Callable[[int], None] | None = None,
+        mesh_security: MeshSecurity | None = None,
     ) -> None:
         self._task_group = task_group
+        self._security = mesh_security  # mTLS per new connection (proxy/mtls.py)
         self.idle_timeout = idle_timeout
         self._ssl = ssl
         self._max_idle = max_idle_per_endpoint
@@ -224,17 +227,31 @@ class UpstreamPool:
         self, key: EndpointKey, connect_timeout: float, on_ready: ConnectCallback
     ) -> None:
         loop = asyncio.get_running_loop()
+        security, context, expected = self._security, self._ssl, frozenset[str]()
         try:
+            if security is not None:
+                context, expected = security.originate(key)  # NoIdentity: fail closed
             async with asyncio.timeout(connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(self, key), key[0], key[1], ssl=self._ssl
+                transport, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(self, key), key[0], key[1], ssl=context
                 )
         except TimeoutError:
             on_ready(None, errors.CONNECT_FAILURE)
             return
-        except (OSError, ssl_module.SSLError, ValueError):
+        except ssl_module.SSLError as exc:
+            if security is not None:
+                security.on_failure(classify(exc))
             on_ready(None, errors.CONNECT_FAILURE)
             return
+        except (OSError, ValueError):
+            on_ready(None, errors.CONNECT_FAILURE)
+            return
+        # Secure naming: before a byte of the request, the server must be the destination.
+        if expected and security is not None:
+            if not security.check_server(transport.get_extra_info("ssl_object"), expected):
+                conn.abort()
+                on_ready(None, errors.CONNECT_FAILURE)
+                return
         on_ready(conn, "")
 
     def release(self, conn: UpstreamConnection, now: float) -> None:

@@ -19,10 +19,12 @@ from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.health import HealthProber, ProbeSpec
 from gossamer.proxy.inbound.authz import InboundAuthorizer
 from gossamer.proxy.launcher import App, app_environment, current_environ, exit_code
+from gossamer.proxy.mtls import MeshSecurity
 from gossamer.proxy.snapshot import Snapshot
 from gossamer.proxy.state import SnapshotHolder
 from gossamer.proxy.telemetry.observe import Observability
 from gossamer.proxy.telemetry.stats import Stats, render_prometheus
+from gossamer.proxy.workload import WorkloadSecurity
 
 
 def log(message: str) -> None:
@@ -73,7 +75,10 @@ class Sidecar:
         self.stats = Stats(f"{cfg.namespace}/{cfg.service}", cfg.labels.get("version", ""))
         own_key = f"{cfg.namespace}/{cfg.service}"
         authorize = InboundAuthorizer(self.holder, own_key, cfg.labels, self.stats)
-        self.dataplane = DataPlane(self.holder, None, self.stats, authorize=authorize)
+        self.mesh_security = MeshSecurity(self.holder, own_key, self.stats.tls_handshake_failure)
+        self.dataplane = DataPlane(
+            self.holder, None, self.stats, authorize=authorize, mesh_security=self.mesh_security
+        )
         self.prober = HealthProber(ProbeSpec.parse(cfg.health), cfg.app_host, cfg.app_port)
         self.client = ControlClient(
             cfg.control,
@@ -87,6 +92,10 @@ class Sidecar:
             log=log,
         )
         self.holder.on_discover = self.client.watch
+        self.workload = WorkloadSecurity(
+            cfg, self.client, self.mesh_security, lambda: (self.sink.wire or {}).get("mesh"), log
+        )
+        self.client.report = self.workload.report  # heartbeats carry the bundle we use
         self.observe = Observability(cfg, self.stats, self.client, log)
         self.stats_server = AdminServer(
             {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live},
@@ -95,12 +104,17 @@ class Sidecar:
         self.admin_server = AdminServer({"/config": self._config, "/ready": self._ready})
         self.ports: dict[str, int] = {}
 
+    async def _control(self) -> None:
+        await self.workload.obtain_credentials()  # a token, before any other request
+        await self.client.run()
+
     async def _ready_to_register(self) -> None:
         await self.prober.wait_answered()
         # Inbound authorization reads our own entry: it refuses everything until the first
         # snapshot, so take traffic only once one is here.
         while self.holder.current is None:
             await self.holder.changed()
+        await self.workload.identity_ready.wait()  # peers dial us over mTLS: have an SVID
 
     # admin handlers ----------------------------------------------------------------------------
 
@@ -193,7 +207,8 @@ class Sidecar:
         code = 0
         async with asyncio.TaskGroup() as tg:
             background = [
-                tg.create_task(self.client.run()),
+                tg.create_task(self._control()),
+                tg.create_task(self.workload.run(self.holder)),
                 tg.create_task(self.prober.run()),
                 tg.create_task(self._announce_ready()),
                 tg.create_task(self.observe.run()),

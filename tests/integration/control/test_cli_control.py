@@ -44,7 +44,13 @@ async def test_control_command_serves_and_stops_on_sigterm(tmp_path: Path) -> No
         base = f"http://127.0.0.1:{match.group(1)}"
         assert match.group(2) == str(tmp_path / "data")
         assert (tmp_path / "data" / "gossamer.db").exists()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        # Every API call needs a credential: the admin one made at first start (0600).
+        admin_file = tmp_path / "data" / "credentials" / "admin.token"
+        assert admin_file.stat().st_mode & 0o777 == 0o600
+        auth = {"Authorization": f"Bearer {admin_file.read_text().strip()}"}
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), headers=auth
+        ) as session:
             async with session.get(base + "/readyz") as resp:
                 assert resp.status == 200
             for i in range(3):

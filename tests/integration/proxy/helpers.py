@@ -61,6 +61,11 @@ class Proc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def auth_headers(self) -> dict[str, str]:
+        """For a control plane started by Procs.control: its admin credential (0600 file)."""
+        token = (self.log_path.parent / "control" / "credentials" / "admin.token").read_text()
+        return {"Authorization": f"Bearer {token.strip()}"}
+
     def signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
@@ -102,7 +107,8 @@ class Procs:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=fd,
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                # Local convenience: sidecars and the CLI find the admin credential here.
+                env={**os.environ, "GOSSAMER_DATA_DIR": str(self.tmp / "control"), **(env or {})},
                 start_new_session=True,
             )
         finally:

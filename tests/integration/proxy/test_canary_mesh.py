@@ -54,7 +54,9 @@ async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
         await asyncio.gather(echo(procs, port, "v1", 0), echo(procs, port, "v2", fail_percent))
         client = await procs.instance(port, "client", "client", extra=["--upstream", "echo=0"])
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=30, headers=control.auth_headers()
+        ) as http:
             split = await http.post(
                 "/api/v1/namespaces/default/services/echo/split",
                 json={"weights": {"v1": 100}, "waitSeconds": 10},

@@ -57,7 +57,9 @@ class Mesh:
         return f"http://127.0.0.1:{self.control.port('port')}"
 
     async def apply(self, *docs: dict[str, Any], wait: float = 10.0) -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=self.control_url, timeout=wait + 5) as http:
+        async with httpx.AsyncClient(
+            base_url=self.control_url, timeout=wait + 5, headers=self.control.auth_headers()
+        ) as http:
             resp = await http.post(
                 "/api/v1/apply", json={"documents": list(docs), "waitSeconds": wait}
             )

@@ -1,0 +1,212 @@
+"""The sidecar's side of zero trust, as one task in the runtime's task group:
+
+1. credentials: the bootstrap token (or, locally, one obtained with the admin credential);
+2. once the snapshot names a trust domain, the workload identity: a key made here, a CSR,
+   the SVID, renewal at ~70 % of its life with back-off, renewal at once when the mesh CA's
+   signer changes (root rotation), the trust bundle from the snapshot applied to new
+   connections; serve until the SVID expires, then fail closed (MeshSecurity.can_serve).
+
+`proxy/identity.py` (the only module importing `cryptography`) is imported only when the
+control plane runs a CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gossamer.proxy.bootstrap import (
+    LOCAL_TOKEN_TTL,
+    BootstrapError,
+    local_admin_token,
+    read_token,
+)
+from gossamer.proxy.control_client import ControlClient, ControlError, HttpClient
+from gossamer.proxy.mtls import MeshSecurity, spiffe_id_of
+from gossamer.proxy.tls import MeshTLS
+
+if TYPE_CHECKING:
+    from gossamer.proxy.cli import ProxyConfig
+    from gossamer.proxy.identity import RenewalSchedule, WorkloadIdentity
+    from gossamer.proxy.state import SnapshotHolder
+
+Log = Callable[[str], None]
+TOKEN_RETRY_SECONDS = 1.0
+
+
+class WorkloadSecurity:
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        client: ControlClient,
+        security: MeshSecurity,
+        mesh_view: Callable[[], dict[str, Any] | None],
+        log: Log,
+    ) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.security = security
+        self.mesh_view = mesh_view  # the snapshot's "mesh" section as received
+        self.log = log
+        self.credentials_ready = asyncio.Event()
+        self.identity_ready = asyncio.Event()  # first SVID installed, or no CA in this mesh
+        self.wake = asyncio.Event()  # a new snapshot arrived (bundle, signer, reconnect)
+        self.identity: WorkloadIdentity | None = None
+        self.schedule: RenewalSchedule | None = None
+        self.signer = ""  # the CA authority that signed our current SVID
+        self.bundle = b""
+        self.serial = ""
+
+    # credentials --------------------------------------------------------------------------
+
+    async def obtain_credentials(self) -> None:
+        """Sets the control client's token; returns once it may talk to the control plane."""
+        given = read_token(self.cfg.token, self.cfg.token_file)
+        if given.token is not None:
+            self.client.http.token = given.token
+            self.credentials_ready.set()
+            return
+        admin = local_admin_token(self.cfg.control)
+        if admin is None:
+            self.log(
+                "no token (--token, --token-file, GOSSAMER_TOKEN) and no local admin "
+                "credential: talking to the control plane without one"
+            )
+            self.credentials_ready.set()
+            return
+        key = f"{self.cfg.namespace}/{self.cfg.service}"
+        body = {
+            "service": self.cfg.service,
+            "namespace": self.cfg.namespace,
+            "ttlSeconds": LOCAL_TOKEN_TTL,
+        }
+        http = HttpClient(self.client.http.endpoint, admin)
+        while True:
+            try:
+                status, answer = await http.request("POST", "/api/v1/tokens", body)
+            except ControlError as exc:
+                self.log(f"cannot obtain a token yet: {exc}")
+                await asyncio.sleep(TOKEN_RETRY_SECONDS)
+                continue
+            if status == 201 and isinstance(answer, dict) and isinstance(answer.get("token"), str):
+                self.client.http.token = answer["token"].partition("#")[0]
+                self.log(
+                    f"no token given: used the local admin credential to obtain a token "
+                    f"scoped to {key} (id {answer.get('id')})"
+                )
+            elif status == 404:
+                self.log("the control plane has no credentials API: talking without a token")
+            else:
+                raise BootstrapError(f"the control plane refused a token for {key}: {status}")
+            self.credentials_ready.set()
+            return
+
+    # identity -----------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """What heartbeats carry: the bundle we use (rotation waits for every proxy)."""
+        if not self.bundle:
+            return {}
+        return {"bundle": "sha256:" + hashlib.sha256(self.bundle).hexdigest()}
+
+    async def run(self, holder: SnapshotHolder) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._follow(holder))
+            tg.create_task(self._identity_loop())
+
+    async def _follow(self, holder: SnapshotHolder) -> None:
+        while True:
+            await holder.changed()
+            self.wake.set()
+
+    async def _identity_loop(self) -> None:
+        await self.credentials_ready.wait()
+        mesh = await self._wait_for_mesh()
+        trust_domain = mesh.get("trustDomain")
+        if not isinstance(trust_domain, str) or not trust_domain:
+            self.log("the control plane runs no CA: mTLS off")
+            self.identity_ready.set()
+            return
+        from gossamer.proxy.identity import IdentityError, RenewalSchedule, WorkloadIdentity
+
+        own = spiffe_id_of(trust_domain, f"{self.cfg.namespace}/{self.cfg.service}")
+        self.identity = identity = WorkloadIdentity(own)
+        self.schedule = schedule = RenewalSchedule()
+        self.security.trust_domain = trust_domain
+        self.security.enabled = True
+        rng = random.Random()
+        while True:
+            mesh = self.mesh_view() or {}
+            self.security.mesh_mode = str(mesh.get("mtls", "STRICT"))
+            bundle = str(mesh.get("trustBundle", "")).encode()
+            signer = str(mesh.get("trustSigner", ""))
+            now = time.time()
+            rotated = bool(self.signer) and bool(signer) and signer != self.signer
+            if schedule.due(now) or rotated or (schedule.failures and self.wake.is_set()):
+                try:
+                    await self._renew(identity, bundle)
+                    assert identity.svid is not None
+                    schedule.on_issued(identity.svid, rng.random())
+                except (ControlError, IdentityError, ssl.SSLError, ValueError) as exc:
+                    schedule.on_failure(time.time(), rng.random())
+                    self.log(f"certificate renewal failed ({schedule.failures}x): {exc}")
+            elif bundle and bundle != self.bundle and identity.svid is not None:
+                self._apply_bundle(identity, bundle)
+            self.wake.clear()
+            try:
+                async with asyncio.timeout(schedule.seconds_until_due(time.time())):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _wait_for_mesh(self) -> dict[str, Any]:
+        while (mesh := self.mesh_view()) is None:
+            self.wake.clear()
+            await self.wake.wait()
+        return mesh
+
+    async def _renew(self, identity: WorkloadIdentity, snapshot_bundle: bytes) -> None:
+        path = f"/api/v1/proxies/{self.client._pid}/certificate"
+        status, answer = await self.client.http.request(
+            "POST", path, {"csr": identity.csr_pem().decode("ascii")}
+        )
+        if status != 200 or not isinstance(answer, dict):
+            raise ControlError(f"certificate refused: {status} {answer}")
+        chain = str(answer.get("certificate", "")).encode()
+        bundle = str(answer.get("bundle", "")).encode() or snapshot_bundle
+        svid = identity.install(chain, bundle)
+        material = identity.tls_material()
+        if self.security.tls is None:
+            self.security.tls = MeshTLS(*material)
+        else:
+            self.security.tls.update(*material)
+        self.security.not_after = svid.not_after
+        self.signer = str(answer.get("signer", ""))
+        self.bundle = bundle
+        self.serial = str(answer.get("serial", ""))
+        if not self.identity_ready.is_set():
+            self.log(f"identity {svid.spiffe_id}, valid until {time.ctime(svid.not_after)}")
+            self.identity_ready.set()
+
+    def _apply_bundle(self, identity: WorkloadIdentity, bundle: bytes) -> None:
+        """A new trust bundle (rotation) for new connections, same SVID."""
+        try:
+            assert identity.svid is not None
+            chain, key, _ = identity.tls_material()
+            if self.security.tls is not None:
+                self.security.tls.update(chain, key, bundle)
+            identity.bundle_pem = bundle
+            self.bundle = bundle
+        except (ssl.SSLError, ValueError) as exc:
+            self.log(f"trust bundle from the snapshot not applied: {exc}")
+
+    def state(self) -> str:
+        if not self.security.enabled:
+            return "off"
+        schedule = self.schedule
+        return schedule.state(time.time()) if schedule is not None else "missing"

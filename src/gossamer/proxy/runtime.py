@@ -76,6 +76,7 @@ class Sidecar:
         own_key = f"{cfg.namespace}/{cfg.service}"
         authorize = InboundAuthorizer(self.holder, own_key, cfg.labels, self.stats)
         self.mesh_security = MeshSecurity(self.holder, own_key, self.stats.tls_handshake_failure)
+        self.stats.mesh_security = self.mesh_security  # the `mtls` label of outbound series
         self.dataplane = DataPlane(
             self.holder, None, self.stats, authorize=authorize, mesh_security=self.mesh_security
         )

@@ -30,7 +30,7 @@ class Stats:
     def __init__(self, service: str = "", version: str = "") -> None:
         self.service = service  # our own "ns/name": src of outbound, dst of inbound series
         self.version = version  # our own `version` label: the subset of inbound series
-        self.mesh_tls = False  # outbound mesh connections use mTLS (set by the runtime)
+        self.mesh_security: Any = None  # proxy/mtls.py MeshSecurity: `.enabled` while mTLS is on
         self.series: dict[SeriesKey, Series] = {}
         # (direction, reason) -> requests the proxy answered itself
         self.rejections: dict[tuple[str, str], int] = {}
@@ -64,19 +64,16 @@ class Stats:
             if view is not None:
                 route = routed.route
                 endpoint = routed.last
-                version = endpoint.labels.get("version", "") if endpoint is not None else ""
-                if route is not None:
-                    key = (
-                        direction,
-                        self.service,
-                        view.key,
-                        route.route,
-                        route.rule,
-                        version,
-                        self.mesh_tls,
-                    )
-                else:
-                    key = (direction, self.service, view.key, "", -1, version, self.mesh_tls)
+                security = self.mesh_security
+                key = (
+                    direction,
+                    self.service,
+                    view.key,
+                    route.route if route is not None else "",
+                    route.rule if route is not None else -1,
+                    endpoint.labels.get("version", "") if endpoint is not None else "",
+                    security is not None and security.enabled,
+                )
             else:
                 key = (direction, self.service, "", "", -1, "", False)
         else:

@@ -279,6 +279,9 @@ async def test_mirror_down_or_slow_leaves_the_response_untouched(dataplane, upst
             break
         await asyncio.sleep(0.01)
     assert counters.failed == 5  # the dead one each time; the slow ones are still in flight
+    metrics = dataplane.stats.render_prometheus().decode().splitlines()
+    assert "gossamer_mirror_copies_failed 5" in metrics
+    assert "gossamer_mirror_copies_sent 10" in metrics
 
 
 async def test_mirror_percentage_is_sampled(dataplane, upstreams):

@@ -10,6 +10,7 @@ mirrored at all (never a truncated copy) and are counted as skipped.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from gossamer.proxy.pool import UpstreamConnection, UpstreamPool
     from gossamer.proxy.routing import Mirror
     from gossamer.proxy.snapshot import Backend, Endpoint
+    from gossamer.proxy.telemetry.stats import Stats
 
 
 class MirrorCounters:
@@ -30,6 +32,33 @@ class MirrorCounters:
         self.sent = 0  # copies started
         self.failed = 0  # no endpoint, overflow, connect failure, timeout, reset or 5xx
         self.skipped = 0  # sampled, but the body was too large to keep
+
+
+_BY_STATS: weakref.WeakKeyDictionary[Any, MirrorCounters] = weakref.WeakKeyDictionary()
+
+
+def counters_for(stats: Stats | None) -> MirrorCounters:
+    """One set of counters per sidecar (its Stats), shown on /metrics, whichever listener
+    sent the copies."""
+    if stats is None:
+        return MirrorCounters()
+    counters = _BY_STATS.get(stats)
+    if counters is None:
+        counters = _BY_STATS[stats] = MirrorCounters()
+        c = counters
+        register = stats.register_gauge
+        register("gossamer_mirror_copies_sent", "Mirror copies sent since start.", lambda: c.sent)
+        register(
+            "gossamer_mirror_copies_failed",
+            "Mirror copies that failed (no endpoint, overflow, connect, timeout, 5xx) since start.",
+            lambda: c.failed,
+        )
+        register(
+            "gossamer_mirror_copies_skipped",
+            "Sampled mirror copies not sent because the body was over the replay bound.",
+            lambda: c.skipped,
+        )
+    return counters
 
 
 def shadow_request(ex: Exchange) -> bytes | None:
@@ -62,10 +91,15 @@ def shadow_request(ex: Exchange) -> bytes | None:
 
 
 class MirrorSender:
-    def __init__(self, rand: Callable[[], float], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        rand: Callable[[], float],
+        loop: asyncio.AbstractEventLoop,
+        stats: Stats | None = None,
+    ) -> None:
         self.rand = rand
         self.loop = loop
-        self.counters = MirrorCounters()
+        self.counters = counters_for(stats)
 
     def send(self, ex: Exchange, mirrors: Sequence[Mirror]) -> None:
         """Sample each mirror by its percent and send it a copy of ``ex``'s request."""

@@ -84,7 +84,7 @@ class OutboundTarget:
         self.egress_pool = egress_pool  # plain connections to hosts outside the mesh
         self.discovery_timeout = discovery_timeout
         self.loop = asyncio.get_running_loop()
-        self.mirrors = MirrorSender(rand, self.loop)
+        self.mirrors = MirrorSender(rand, self.loop, stats)
 
     # Target ------------------------------------------------------------------------------
 

@@ -148,10 +148,16 @@ class HttpClient:
         return reader, writer
 
     async def request(
-        self, method: str, path: str, payload: Any = None, time_limit: float = REQUEST_TIMEOUT
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        time_limit: float = REQUEST_TIMEOUT,
+        raw: bytes | None = None,
     ) -> tuple[int, Any]:
-        """Send one request; return (status, decoded JSON body or None)."""
-        body = None if payload is None else json.dumps(payload).encode()
+        """Send one request; return (status, decoded JSON body or None). `raw`: a body
+        already encoded as JSON (e.g. OTLP spans)."""
+        body = raw if raw is not None else None if payload is None else json.dumps(payload).encode()
         try:
             async with asyncio.timeout(time_limit):
                 reader, writer = await self._open(method, path, body)

@@ -7,13 +7,16 @@ differs from plain protobuf JSON in two ways we follow: trace and span ids are h
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import json.encoder
+from collections.abc import Callable
 
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CLIENT = 3
 STATUS_UNSET = 0
 STATUS_ERROR = 2
-SCOPE = {"name": "gossamer.proxy", "version": "1"}
+_SCOPE = '{"name":"gossamer.proxy","version":"1"}'
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 Attribute = tuple[str, str | int | bool]
 
@@ -59,45 +62,43 @@ class SpanRecord:
         self.tracestate = tracestate
 
 
-def any_value(value: str | int | bool) -> dict[str, Any]:
+def _value(value: str | int | bool) -> str:
     if isinstance(value, bool):
-        return {"boolValue": value}
+        return '{"boolValue":true}' if value else '{"boolValue":false}'
     if isinstance(value, int):
-        return {"intValue": str(value)}  # int64 travels as a string in OTLP JSON
-    return {"stringValue": value}
+        return '{"intValue":"' + str(value) + '"}'  # int64 travels as a string in OTLP JSON
+    return '{"stringValue":' + _quote(value) + "}"
 
 
-def attributes(pairs: list[Attribute] | tuple[Attribute, ...]) -> list[dict[str, Any]]:
-    return [{"key": key, "value": any_value(value)} for key, value in pairs]
+def attributes(pairs: list[Attribute] | tuple[Attribute, ...]) -> str:
+    """A JSON array of KeyValue; keys are quoted too (they are ours, but cheap to be sure)."""
+    return (
+        "["
+        + ",".join('{"key":' + _quote(k) + ',"value":' + _value(v) + "}" for k, v in pairs)
+        + "]"
+    )
 
 
-def encode_span(record: SpanRecord) -> dict[str, Any]:
-    span: dict[str, Any] = {
-        "traceId": record.trace_id,
-        "spanId": record.span_id,
-        "name": record.name,
-        "kind": record.kind,
-        "startTimeUnixNano": str(record.start_ns),
-        "endTimeUnixNano": str(record.end_ns),
-        "attributes": attributes(record.attributes),
-        "status": {"code": STATUS_ERROR if record.error else STATUS_UNSET},
-    }
-    if record.parent_id:
-        span["parentSpanId"] = record.parent_id
-    if record.tracestate:
-        span["traceState"] = record.tracestate
-    return span
+def encode_span(record: SpanRecord) -> str:
+    """One Span as JSON text. Built as a string: a dict per attribute and `json.dumps`
+    cost several times more, and with 100 % sampling this runs once per request."""
+    parent = f',"parentSpanId":"{record.parent_id}"' if record.parent_id else ""
+    state = ',"traceState":' + _quote(record.tracestate) if record.tracestate else ""
+    return (
+        f'{{"traceId":"{record.trace_id}","spanId":"{record.span_id}"{parent}{state},'
+        f'"name":{_quote(record.name)},"kind":{record.kind},'
+        f'"startTimeUnixNano":"{record.start_ns}","endTimeUnixNano":"{record.end_ns}",'
+        f'"attributes":{attributes(record.attributes)},'
+        f'"status":{{"code":{STATUS_ERROR if record.error else STATUS_UNSET}}}}}'
+    )
 
 
 def encode_request(
     resource: list[Attribute] | tuple[Attribute, ...], records: list[SpanRecord]
-) -> dict[str, Any]:
+) -> bytes:
     """The body of `POST /v1/traces` (Content-Type: application/json)."""
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": attributes(resource)},
-                "scopeSpans": [{"scope": SCOPE, "spans": [encode_span(r) for r in records]}],
-            }
-        ]
-    }
+    spans = ",".join(encode_span(r) for r in records)
+    return (
+        f'{{"resourceSpans":[{{"resource":{{"attributes":{attributes(resource)}}},'
+        f'"scopeSpans":[{{"scope":{_SCOPE},"spans":[{spans}]}}]}}]}}'
+    ).encode()

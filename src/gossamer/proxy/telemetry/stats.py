@@ -80,10 +80,9 @@ class Stats:
             identity = conn.identity
             src = self._source(identity) if identity is not None else ""
             key = (direction, src, self.service, "", -1, self.version, identity is not None)
-        self._count(key, ex.status, ex.reason, now - ex.measured_from)
+        series = self._count(key, ex.status, ex.reason, now - ex.measured_from)
         self.request_bytes[direction] += ex.body_size
         self.response_bytes[direction] += ex.response_bytes
-        series = self.series[key]
         target = ex.upstream_target
         q = target.find(b"?")
         path = target if q < 0 else target[:q]
@@ -104,7 +103,7 @@ class Stats:
             key = (direction, "", self.service, "", -1, self.version, False)
         self._count(key, status, reason, 0.0)
 
-    def _count(self, key: SeriesKey, status: int, reason: str, seconds: float) -> None:
+    def _count(self, key: SeriesKey, status: int, reason: str, seconds: float) -> Series:
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series()
@@ -115,6 +114,7 @@ class Stats:
         if reason:
             rkey = (key[0], reason)
             self.rejections[rkey] = self.rejections.get(rkey, 0) + 1
+        return series
 
     def _source(self, identity: object) -> str:
         src = self._sources.get(identity)

@@ -146,11 +146,11 @@ class Tracer:
                 failing = True
 
 
-async def _post(http: HttpClient, body: dict[str, Any]) -> bool:
+async def _post(http: HttpClient, body: bytes) -> bool:
     from gossamer.proxy.control_client import ControlError
 
     try:
-        status, _ = await http.request("POST", "/v1/traces", body, EXPORT_TIMEOUT)
+        status, _ = await http.request("POST", "/v1/traces", None, EXPORT_TIMEOUT, raw=body)
     except ControlError:
         return False
     return 200 <= status < 300

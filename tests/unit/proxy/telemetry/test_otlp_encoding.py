@@ -35,12 +35,16 @@ def test_encoding_parses_as_an_export_request() -> None:
         "1111111111111111",
         1_764_120_000_000_000_000,
         1_764_120_000_250_000_000,
-        [("http.request.method", "GET"), ("http.response.status_code", 503), ("x.ok", True)],
+        [
+            ("http.request.method", 'G"E\\T\n\u00e9'),
+            ("http.response.status_code", 503),
+            ("x.ok", True),
+        ],
         error=True,
     )
-    root = SpanRecord("GET", 2, TRACE, "2222222222222222", "", 1, 2, [])
+    root = SpanRecord("GET", 2, TRACE, "2222222222222222", "", 1, 2, [], tracestate="k=v")
     body = encode_request([("service.name", "frontend")], [record, root])
-    request = decode_otlp_json(json.loads(json.dumps(body)))
+    request = decode_otlp_json(json.loads(body))
     (resource_spans,) = request.resource_spans
     assert resource_spans.resource.attributes[0].key == "service.name"
     assert resource_spans.resource.attributes[0].value.string_value == "frontend"
@@ -54,5 +58,7 @@ def test_encoding_parses_as_an_export_request() -> None:
     attrs = {a.key: a.value for a in client.attributes}
     assert attrs["http.response.status_code"].int_value == 503
     assert attrs["x.ok"].bool_value is True
+    assert attrs["http.request.method"].string_value == 'G"E\\T\n\u00e9'  # escaped right
     assert client.status.code == Status.STATUS_CODE_ERROR
     assert spans[1].parent_span_id == b"" and spans[1].kind == Span.SPAN_KIND_SERVER
+    assert spans[1].trace_state == "k=v" and spans[1].status.code == Status.STATUS_CODE_UNSET

@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 from asyncio.subprocess import PIPE, STDOUT
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -159,10 +160,14 @@ async def test_access_log_lines(dataplane, upstreams, tmp_path: Path):
         b"traceparent: %s\r\ncontent-length: 3\r\n\r\nabc" % tp,
     )
     await get(port, b"GET / HTTP/1.1\r\nHost: nowhere.example.invalid\r\n\r\n")
+    hostile = b'GET /q"\\x HTTP/1.1\r\nHost: reviews\r\nx-request-id: a"b\\\xe9\r\n\r\n'
+    await get(port, hostile)
     writer.cancel()  # what is pending is written on the way out
     with pytest.raises(asyncio.CancelledError):
         await writer
-    first, second = (json.loads(line) for line in path.read_text().splitlines())
+    first, second, third = (json.loads(line) for line in path.read_text().splitlines())
+    assert third["path"] == '/q"\\x' and third["requestId"] == 'a"b\\\xe9'  # escaped JSON
+    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
     assert first["requestId"] == "rid-1" and first["traceId"] == TRACE
     assert first["method"] == "POST" and first["path"] == "/api/r" and first["status"] == 200
     assert first["destination"] == "default/reviews" and first["source"] == "default/frontend"

@@ -5,15 +5,14 @@ request then starts a new trace), never an error.
 
 from __future__ import annotations
 
-import os
+import random
 
 from gossamer.proxy.http.head import Headers
 
 TRACEPARENT = b"traceparent"
 _B3_NAMES = frozenset({b"b3", b"x-b3-traceid", b"x-b3-spanid", b"x-b3-sampled", b"x-b3-flags"})
 _HEX = frozenset(b"0123456789abcdef")
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
+_bits = random.getrandbits
 
 
 class Context:
@@ -117,15 +116,11 @@ def inject(headers: Headers, value: bytes) -> None:
     headers.append((TRACEPARENT, value))
 
 
+# Ids need to be unique, not secret: the PRNG (as OpenTelemetry's SDKs use) avoids a
+# getrandom() system call per request.
 def new_trace_id() -> str:
-    while True:
-        value = os.urandom(16).hex()
-        if value != _ZERO_TRACE:
-            return value
+    return f"{_bits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
-    while True:
-        value = os.urandom(8).hex()
-        if value != _ZERO_SPAN:
-            return value
+    return f"{_bits(64) or 1:016x}"

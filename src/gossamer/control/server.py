@@ -29,12 +29,14 @@ from gossamer.control.canary_api import CanaryApi
 from gossamer.control.discovery_api import DiscoveryApi
 from gossamer.control.errors import ApiError, error_middleware, json_response
 from gossamer.control.fanout import Fanout
+from gossamer.control.gateway_api import GatewayApi
 from gossamer.control.metrics_api import MetricsApi
 from gossamer.control.openapi import build_openapi
 from gossamer.control.proxies_api import SUPPORTED_PROTOCOLS, ProxyApi
 from gossamer.control.registry import Registry
 from gossamer.control.resources_api import ResourceApi
 from gossamer.control.security import Security
+from gossamer.control.session import session_routes
 from gossamer.control.state import MeshState
 from gossamer.control.tap_api import TapApi
 from gossamer.control.telemetry import TelemetryStore
@@ -205,7 +207,9 @@ class ControlServer:
                 ).routes(),
                 *MetricsApi(self.store, self.telemetry, self.wall_clock).routes(),
                 *TapApi(self.store).routes(),
+                *GatewayApi(self.store, lambda: self.fanout).routes(),
                 *security_routes,
+                *session_routes(),
                 *proxies.routes(),
                 *resources.routes(),  # last: its /api/v1/{plural} matches broadly
             ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meshkit import Mesh
+from meshkit import Mesh, calls_route, service, split_route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -79,3 +79,38 @@ def screenshot_dir() -> Path:
     out = Path(tempfile.gettempdir()) / "gossamer-dashboard-screenshots"
     out.mkdir(exist_ok=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def seeded(mesh: Mesh) -> Mesh:
+    policy = {
+        "apiVersion": "gossamer.dev/v1",
+        "kind": "TrafficPolicy",
+        "metadata": {"name": "ratings-lb", "namespace": "default"},
+        "spec": {"targetRefs": [{"name": "ratings"}], "loadBalancer": {"type": "RoundRobin"}},
+    }
+    mesh.apply(
+        service("reviews"),
+        service("ratings"),
+        service("productpage"),
+        split_route("reviews-split", "reviews", {"v1": 90, "v2": 10}),
+        calls_route("productpage-to-reviews", "productpage", "reviews"),
+        policy,
+    )
+    mesh.start_sidecar("reviews-aaa111", "reviews", {"version": "v1"}, 20001)
+    mesh.start_sidecar("reviews-bbb222", "reviews", {"version": "v2"}, 20003)
+    mesh.start_sidecar("ratings-ccc333", "ratings", {"version": "v1"}, 20005)
+    # An instance registered through the API whose own probe fails: unhealthy.
+    registration = {
+        "service": "ratings",
+        "namespace": "default",
+        "address": "127.0.0.1",
+        "port": 20007,
+        "labels": {"version": "v2"},
+        "leaseSeconds": 3600,
+    }
+    assert mesh.call("POST", "/api/v1/proxies/ratings-ddd444/register", registration)[0] == 200
+    assert (
+        mesh.call("POST", "/api/v1/proxies/ratings-ddd444/heartbeat", {"healthy": False})[0] == 200
+    )
+    return mesh

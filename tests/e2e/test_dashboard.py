@@ -7,50 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meshkit import Mesh, calls_route, service, split_route
+from meshkit import Mesh, open_page, service, split_route
 from playwright.sync_api import expect
 
-PAGES = ["overview", "topology", "traffic", "proxies", "config", "events"]
-
-
-@pytest.fixture(scope="module")
-def seeded(mesh: Mesh) -> Mesh:
-    policy = {
-        "apiVersion": "gossamer.dev/v1",
-        "kind": "TrafficPolicy",
-        "metadata": {"name": "ratings-lb", "namespace": "default"},
-        "spec": {"targetRefs": [{"name": "ratings"}], "loadBalancer": {"type": "RoundRobin"}},
-    }
-    mesh.apply(
-        service("reviews"),
-        service("ratings"),
-        service("productpage"),
-        split_route("reviews-split", "reviews", {"v1": 90, "v2": 10}),
-        calls_route("productpage-to-reviews", "productpage", "reviews"),
-        policy,
-    )
-    mesh.start_sidecar("reviews-aaa111", "reviews", {"version": "v1"}, 20001)
-    mesh.start_sidecar("reviews-bbb222", "reviews", {"version": "v2"}, 20003)
-    mesh.start_sidecar("ratings-ccc333", "ratings", {"version": "v1"}, 20005)
-    # An instance registered through the API whose own probe fails: unhealthy.
-    registration = {
-        "service": "ratings",
-        "namespace": "default",
-        "address": "127.0.0.1",
-        "port": 20007,
-        "labels": {"version": "v2"},
-        "leaseSeconds": 3600,
-    }
-    assert mesh.call("POST", "/api/v1/proxies/ratings-ddd444/register", registration)[0] == 200
-    assert (
-        mesh.call("POST", "/api/v1/proxies/ratings-ddd444/heartbeat", {"healthy": False})[0] == 200
-    )
-    return mesh
-
-
-def open_page(page: Any, mesh: Mesh, hash_: str = "") -> None:
-    page.goto(f"{mesh.url}/{hash_}")
-    expect(page.locator("#live-status")).to_contain_text("Live")
+PAGES = ["overview", "topology", "traffic", "canary", "proxies", "config", "events"]
 
 
 def test_overview_lists_services_with_healthy_counts(page: Any, seeded: Mesh) -> None:

@@ -1,5 +1,6 @@
-// Every call to the control plane goes through `request`, so that login and CSRF
-// (the security work) add their header in one place.
+// Every call to the control plane goes through `request`: the session cookie rides along
+// (same origin), mutating calls carry the session's CSRF token, and a 401 anywhere tells
+// the shell to show the login form.
 
 export const KINDS = [
   { kind: "Service", plural: "services" },
@@ -7,6 +8,7 @@ export const KINDS = [
   { kind: "HTTPRoute", plural: "httproutes" },
   { kind: "TrafficPolicy", plural: "trafficpolicies" },
   { kind: "MeshConfig", plural: "meshconfigs" },
+  { kind: "Canary", plural: "canaries" },
 ];
 
 export function pluralOf(kind) {
@@ -15,8 +17,11 @@ export function pluralOf(kind) {
   return found.plural;
 }
 
-// Headers every request carries; the security work sets e.g. Authorization or X-CSRF-Token.
-export const authHeaders = {};
+// The logged-in operator: {name, role, csrfToken, auth} from /api/v1/session or login.
+export const session = { name: null, role: null, csrfToken: null, auth: false };
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+let onUnauthorized = () => {};
+export const setUnauthorizedHandler = (fn) => (onUnauthorized = fn);
 
 /** An error from the API, carrying the protocol's error body (status, reason, field, errors). */
 export class ApiError extends Error {
@@ -29,13 +34,16 @@ export class ApiError extends Error {
 
 /** The one fetch of the dashboard. Returns the raw Response for streams. */
 export async function request(method, path, { body, signal } = {}) {
-  const headers = { Accept: "application/json", ...authHeaders };
+  const headers = { Accept: "application/json" };
+  if (!SAFE.has(method) && session.csrfToken) headers["X-CSRF-Token"] = session.csrfToken;
   const init = { method, headers, signal, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  return fetch(path, init);
+  const response = await fetch(path, init);
+  if (response.status === 401 && !path.startsWith("/api/v1/login")) onUnauthorized();
+  return response;
 }
 
 /** A JSON call: the parsed body, or an ApiError with the protocol's error body. */
@@ -51,6 +59,33 @@ export async function call(method, path, body) {
   if (!response.ok) throw new ApiError(response.status, parsed);
   return parsed;
 }
+
+/** Who is logged in (throws ApiError 401 when no one is). */
+export async function loadSession() {
+  Object.assign(session, await call("GET", "/api/v1/session"));
+  return session;
+}
+
+export async function login(token) {
+  const answer = await call("POST", "/api/v1/login", { token });
+  Object.assign(session, { ...answer, auth: true });
+  return session;
+}
+
+export async function logout() {
+  await call("POST", "/api/v1/logout");
+  Object.assign(session, { name: null, role: null, csrfToken: null });
+}
+
+export const metricsServices = (window, direction = "outbound") =>
+  call("GET", `/api/v1/metrics/services?window=${window}&direction=${direction}`);
+export const metricsEdges = (window) => call("GET", `/api/v1/metrics/edges?window=${window}`);
+
+const canaryPath = (ns, name) =>
+  `/api/v1/namespaces/${encodeURIComponent(ns)}/canaries/${encodeURIComponent(name)}`;
+export const startCanary = (ns, name, spec) => call("POST", `${canaryPath(ns, name)}/start`, { spec });
+/** command: promote | abort | pause | resume */
+export const canaryCommand = (ns, name, command) => call("POST", `${canaryPath(ns, name)}/${command}`);
 
 export const listKind = (kind) => call("GET", `/api/v1/${pluralOf(kind)}`);
 export const listProxies = () => call("GET", "/api/v1/proxies");

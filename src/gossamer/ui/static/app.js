@@ -1,8 +1,15 @@
-// The dashboard shell: hash routing, the live connection (list, then follow the watch
-// stream; poll the proxy listing), and redrawing the current page when the mesh changes.
-import { ApiError, KINDS, followWatch, listKind, listProxies } from "./api.js";
+// The dashboard shell: login, hash routing, the live connection (list, then follow the
+// watch stream; poll the proxy listing and the golden metrics), and redrawing the current
+// page when the mesh changes.
+import {
+  ApiError, KINDS, followWatch, listKind, listProxies, loadSession, logout, metricsEdges,
+  metricsServices, session, setUnauthorizedHandler,
+} from "./api.js";
 import { h } from "./dom.js";
+import { loginForm } from "./login.js";
+import { MetricsHistory } from "./metrics.js";
 import { MeshModel } from "./model.js";
+import * as canary from "./page-canary.js";
 import * as config from "./page-config.js";
 import * as events from "./page-events.js";
 import * as overview from "./page-overview.js";
@@ -11,16 +18,25 @@ import * as service from "./page-service.js";
 import * as topology from "./page-topology.js";
 import * as traffic from "./page-traffic.js";
 
-const PAGES = { overview, service, traffic, proxies, config, events, topology };
-const NAV = ["overview", "topology", "traffic", "proxies", "config", "events"];
+const PAGES = { overview, service, traffic, canary, proxies, config, events, topology };
+const NAV = ["overview", "topology", "traffic", "canary", "proxies", "config", "events"];
 const PROXY_POLL_MS = 2000;
+const METRICS_POLL_MS = 2000;
+const METRICS_WINDOW = "30s";
 const MAX_BACKOFF_MS = 10_000;
 
 const model = new MeshModel();
-const ctx = { model };
+const metrics = new MetricsHistory();
+const ctx = { model, metrics };
 const main = document.getElementById("main");
 const liveStatus = document.getElementById("live-status");
 let mounted = null; // {name, params, update} of a page that keeps its own state
+
+let started = false; // the live loops run once logged in
+let loggedOut = false;
+let generation = 0; // live loops of an earlier login stop when this moves on
+let liveAbort = null; // cancels the open watch stream on logout
+const current = (gen) => gen === generation && !loggedOut;
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -35,6 +51,37 @@ function drawNav(current) {
       h("li", {}, h("a", { href: `#/${name}`, "aria-current": name === current ? "page" : null }, PAGES[name].title)),
     ),
   );
+  const who = document.getElementById("who");
+  who.replaceChildren();
+  if (session.auth && session.name) {
+    who.append(`${session.name} (${session.role}) `,
+      h("button.link.light", { type: "button", id: "logout", on: { click: doLogout } }, "Log out"));
+  }
+}
+
+async function doLogout() {
+  try {
+    await logout();
+  } finally {
+    showLogin("You are logged out.");
+  }
+}
+
+// Nothing but the form while logged out: the mesh's data stays behind the session.
+function showLogin(reason = "") {
+  loggedOut = true;
+  mounted = null;
+  if (liveAbort) liveAbort.abort();
+  document.getElementById("nav").replaceChildren();
+  document.getElementById("who").replaceChildren();
+  setLive("Logged out", "warn");
+  const form = loginForm(() => {
+    loggedOut = false;
+    start(true);
+  }, reason);
+  main.replaceChildren(form.node);
+  document.title = "Log in · gossamer";
+  form.focus();
 }
 
 // Live redraws must not throw the keyboard user's focus away: refocus the same control.
@@ -45,6 +92,7 @@ function focusKey(el) {
 
 // full: a new page (drawn from scratch); moveFocus: after navigation, focus its heading.
 function draw(full, moveFocus = false) {
+  if (loggedOut || !started) return;
   const { name, params } = route();
   const page = PAGES[name];
   if (!full && mounted && mounted.name === name && mounted.params.join("/") === params.join("/")) {
@@ -102,9 +150,9 @@ async function listEverything() {
   return Math.min(...revisions); // replaying from the oldest listing converges
 }
 
-async function followMesh() {
+async function followMesh(gen) {
   let backoff = 500;
-  for (;;) {
+  while (current(gen)) {
     try {
       let from = await listEverything();
       const quietUntil = model.revision; // replayed events are not news
@@ -117,11 +165,13 @@ async function followMesh() {
           setLive(`Live · revision ${model.revision}`, "ok");
           model.changed();
         },
-        undefined,
+        liveAbort.signal,
         () => (backoff = 500),
       );
+      if (!current(gen)) return;
       setLive("Reconnecting…", "warn");
     } catch (err) {
+      if (!current(gen)) return;
       const gone = err instanceof ApiError && err.status === 410;
       setLive(gone ? "History compacted: reloading…" : `Disconnected (${err.message}); retrying…`, "bad");
     }
@@ -130,8 +180,8 @@ async function followMesh() {
   }
 }
 
-async function pollProxies() {
-  for (;;) {
+async function pollProxies(gen) {
+  while (current(gen)) {
     try {
       model.proxies = await listProxies();
       model.changed();
@@ -142,8 +192,44 @@ async function pollProxies() {
   }
 }
 
+async function pollMetrics(gen) {
+  while (current(gen)) {
+    try {
+      const [services, edges] = await Promise.all([metricsServices(METRICS_WINDOW), metricsEdges(METRICS_WINDOW)]);
+      metrics.record(Date.now(), services, edges);
+      model.changed();
+    } catch (err) {
+      metrics.error = err.message; // pages say the numbers are old; the loop goes on
+    }
+    await new Promise((resolve) => setTimeout(resolve, METRICS_POLL_MS));
+  }
+}
+
+// After a login the focus moves to the page's heading; a plain page load leaves it alone.
+function start(afterLogin = false) {
+  started = true;
+  generation += 1;
+  liveAbort = new AbortController();
+  draw(true, afterLogin);
+  followMesh(generation);
+  pollProxies(generation);
+  pollMetrics(generation);
+}
+
+async function boot() {
+  try {
+    await loadSession();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) showLogin();
+    else setLive(`Cannot reach the control plane (${err.message})`, "bad");
+    return;
+  }
+  start();
+}
+
+setUnauthorizedHandler(() => {
+  if (!loggedOut) showLogin("Your session has ended; log in again.");
+});
 model.subscribe(changed);
 window.addEventListener("hashchange", () => draw(true, true));
-draw(true);
-followMesh();
-pollProxies();
+boot();

@@ -5,6 +5,10 @@ export const EVENT_LOG_LIMIT = 500;
 // A proxy not heard from for this long is shown as stale.
 export const STALE_PROXY_MS = 60_000;
 
+// Who made a change, as the security work records it on the object (absent: unknown).
+export const CHANGED_BY = "gossamer.dev/changed-by";
+export const changedByOf = (doc) => (doc.metadata.annotations && doc.metadata.annotations[CHANGED_BY]) || null;
+
 export const keyOf = (doc) => `${doc.metadata.namespace || "default"}/${doc.metadata.name}`;
 
 export class MeshModel {
@@ -51,6 +55,7 @@ export class MeshModel {
       type: event.type,
       revision: event.revision,
       time: nowMs,
+      by: changedByOf(doc),
     });
     if (this.events.length > EVENT_LOG_LIMIT) this.events.length = EVENT_LOG_LIMIT;
     return true;

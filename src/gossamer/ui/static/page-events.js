@@ -1,7 +1,20 @@
-// Events: the live list of changes from the watch stream.
-import { h, table } from "./dom.js";
+// Events: the live list of changes from the watch stream (with the operator who made each
+// one, where the control plane records it), and every canary's decisions with the numbers
+// behind them (from the Canary status history).
+import { h, link, table } from "./dom.js";
+import { numbers } from "./page-canary.js";
 
 export const title = "Events";
+
+/** Every canary's history entries, newest first: [{...entry, canaryName}]. */
+export function canaryDecisions(model) {
+  const all = [];
+  for (const c of model.list("Canary")) {
+    const key = `${c.metadata.namespace || "default"}/${c.metadata.name}`;
+    for (const entry of (c.status && c.status.history) || []) all.push({ ...entry, canaryName: key });
+  }
+  return all.sort((a, b) => String(b.time).localeCompare(String(a.time)));
+}
 
 export function render(ctx) {
   const rows = ctx.model.events.map((e) =>
@@ -12,7 +25,21 @@ export function render(ctx) {
       h("td", {}, e.type),
       h("td", {}, e.kind),
       h("th", { scope: "row" }, `${e.namespace}/${e.name}`),
+      h("td", { dataset: { cell: "by" } }, e.by || "—"),
       h("td.num", {}, String(e.revision)),
+    ),
+  );
+  const decisions = canaryDecisions(ctx.model).map((d) =>
+    h(
+      "tr",
+      { dataset: { decision: d.canaryName } },
+      h("td", {}, new Date(d.time).toLocaleTimeString()),
+      h("th", { scope: "row" }, link(`#/canary/${d.canaryName.split("/").map(encodeURIComponent).join("/")}`, d.canaryName)),
+      h("td", {}, d.action),
+      h("td.num", {}, String((d.step ?? -1) + 1)),
+      h("td", {}, `${d.weights?.baseline ?? "—"}/${d.weights?.canary ?? "—"}`),
+      h("td", {}, numbers(d.canary)),
+      h("td.wrap", {}, d.reason || ""),
     ),
   );
   return h(
@@ -20,6 +47,8 @@ export function render(ctx) {
     {},
     h("h1", {}, "Events"),
     h("p.summary", {}, `Changes seen since this page opened (newest first, at most 500). Revision ${ctx.model.revision}.`),
-    h("div.scroll", {}, table("Changes", ["Time", "Type", "Kind", "Name", "Revision"], rows, { id: "events-table" })),
+    h("div.scroll", {}, table("Changes", ["Time", "Type", "Kind", "Name", "By", "Revision"], rows, { id: "events-table" })),
+    h("div.scroll", {}, table("Canary decisions", ["Time", "Canary", "Action", "Step", "Weights b/c", "Canary numbers", "Reason"],
+      decisions, { id: "decisions-table" })),
   );
 }

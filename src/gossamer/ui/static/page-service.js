@@ -1,5 +1,8 @@
-// One service: its instances (address, labels, health, proxy snapshot version), routes, policies.
+// One service: charts of its golden metrics over the last minutes, its instances (address,
+// labels, health, proxy snapshot version), routes, policies.
+import { lineChart } from "./chart.js";
 import { badge, h, labelsText, link, table } from "./dom.js";
+import { HISTORY_MS, formatPercent, formatRate, formatSeconds } from "./metrics.js";
 import { dump } from "./js-yaml.mjs";
 import { healthOf, instancesOf, policiesOf, proxiesById, proxyStaleness, routesOf } from "./model.js";
 import { backendLabel } from "./weights.js";
@@ -64,6 +67,23 @@ function routeBlock(route) {
   );
 }
 
+function charts(ctx, key) {
+  const points = ctx.metrics.history(key);
+  const now = ctx.metrics.updatedAt || Date.now();
+  const first = points.length ? points[0].t : now;
+  const span = [Math.max(now - HISTORY_MS, Math.min(first, now - 60_000)), now];
+  const series = (field, name, tone) => ({ name, tone, points: points.map((p) => [p.t, p[field]]) });
+  return h(
+    "div.charts",
+    { id: "service-charts" },
+    lineChart({ id: "chart-rps", title: "Requests per second", series: [series("rps", "rps", "a")], format: formatRate, span }),
+    lineChart({ id: "chart-success", title: "Success rate", series: [series("successRate", "success", "a")],
+      format: formatPercent, span, floorZero: false }),
+    lineChart({ id: "chart-latency", title: "Latency", series: [series("p50", "p50", "a"), series("p99", "p99", "b")],
+      format: formatSeconds, span }),
+  );
+}
+
 export function render(ctx, [namespace, name]) {
   const instances = instancesOf(ctx.model, namespace, name);
   const routes = routesOf(ctx.model, namespace, name);
@@ -80,6 +100,9 @@ export function render(ctx, [namespace, name]) {
       declared ? "Declared. " : "Not declared (known from its instances). ",
       `${healthy}/${instances.length} instances healthy.`,
     ),
+    h("h2", {}, "Golden metrics"),
+    h("p.note", {}, "Each point is the last 30 s as callers saw them, read every 2 s while this page is open."),
+    charts(ctx, `${namespace}/${name}`),
     h(
       "div.scroll",
       {},

@@ -1,6 +1,8 @@
-// Topology: services and the route edges the config declares, as an SVG laid out in layers
-// (callers left, backends right). Edge rps/success arrive with the observability work.
+// Topology: services, the route edges the config declares and the calls the sidecars
+// measured (last 30 s), as an SVG laid out in layers (callers left, backends right). Measured
+// edges are labelled with rps and success rate and coloured by health (said in the list too).
 import { h, svg } from "./dom.js";
+import { formatPercent, formatRate, healthTone } from "./metrics.js";
 import { topology } from "./model.js";
 
 export const title = "Topology";
@@ -44,8 +46,34 @@ export function layout(graph) {
   return { positions, width, height };
 }
 
+/** The config's graph plus measured caller -> callee edges (callers outside the mesh left out). */
+export function withTraffic(graph, metricEdges) {
+  const nodes = new Set(graph.nodes);
+  const edges = new Map(graph.edges.map((e) => [`${e.from}->${e.to}`, { ...e, routes: new Set(e.routes) }]));
+  for (const m of metricEdges) {
+    if (!m.src || !m.dst) continue;
+    nodes.add(m.src);
+    nodes.add(m.dst);
+    const id = `${m.src}->${m.dst}`;
+    const edge = edges.get(id) || { from: m.src, to: m.dst, routes: new Set() };
+    edge.traffic = m;
+    edges.set(id, edge);
+  }
+  return { nodes: [...nodes].sort(), edges: [...edges.values()] };
+}
+
+const trafficText = (t) => `${formatRate(t.rps)} rps · ${formatPercent(t.successRate)}`;
+
+function edgeWords(e) {
+  const via = e.routes.size ? ` via ${[...e.routes].join(", ")}` : "";
+  const live = e.traffic
+    ? `: ${trafficText(e.traffic)} ok (${healthTone(e.traffic.successRate, e.traffic.requests)})${e.traffic.mtls ? ", mTLS" : ", not all mTLS"}`
+    : ": no traffic measured";
+  return `${e.from} → ${e.to}${via}${live}`;
+}
+
 export function render(ctx) {
-  const graph = topology(ctx.model);
+  const graph = withTraffic(topology(ctx.model), ctx.metrics.edges);
   const { positions, width, height } = layout(graph);
   const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
     markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
@@ -60,12 +88,14 @@ export function render(ctx) {
     const d = self
       ? `M${a.x + NODE_W - 30},${a.y} C${a.x + NODE_W - 30},${a.y - 30} ${a.x + 30},${a.y - 30} ${a.x + 30},${a.y}`
       : `M${x1},${y1} C${x1 + COL_GAP / 2},${y1} ${x2 - COL_GAP / 2},${y2} ${x2},${y2}`;
-    const label = e.routes.size === 1 ? [...e.routes][0].split("/")[1] : `${e.routes.size} routes`;
+    const routeLabel = e.routes.size === 1 ? [...e.routes][0].split("/")[1] : `${e.routes.size} routes`;
+    const label = e.traffic ? trafficText(e.traffic) : routeLabel;
+    const tone = e.traffic ? healthTone(e.traffic.successRate, e.traffic.requests) : "config";
     const [lx, ly] = self ? [a.x + NODE_W / 2, a.y - 26] : [(x1 + x2) / 2, (y1 + y2) / 2 - 5];
-    return svg("g", { class: "edge" },
-      svg("title", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}`),
+    return svg("g", { class: `edge ${tone}`, "data-edge": `${e.from}->${e.to}` },
+      svg("title", {}, edgeWords(e)),
       svg("path", { d, "marker-end": "url(#arrow)" }),
-      svg("text", { x: lx, y: ly, "text-anchor": "middle" }, label.length > 17 ? `${label.slice(0, 16)}…` : label));
+      svg("text", { x: lx, y: ly, "text-anchor": "middle" }, label.length > 22 ? `${label.slice(0, 21)}…` : label));
   });
   const nodes = graph.nodes.map((n) => {
     const p = positions.get(n);
@@ -76,8 +106,9 @@ export function render(ctx) {
   });
   const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", id: "topology",
     "aria-label": `${graph.nodes.length} services and ${graph.edges.length} route edges (listed below)` }, defs, ...edges, ...nodes);
-  const list = h("ul.sr-list", {}, graph.edges.map((e) => h("li", {}, `${e.from} → ${e.to} via ${[...e.routes].join(", ")}`)));
+  const list = h("ul.sr-list", { id: "edge-list" }, graph.edges.map((e) => h("li", { dataset: { edge: `${e.from}->${e.to}` } }, edgeWords(e))));
   return h("section", {}, h("h1", {}, "Topology"),
-    h("p.summary", {}, "Edges follow HTTPRoutes: from the service a route attaches to, to its backends."),
+    h("p.summary", {}, "Edges follow HTTPRoutes (grey) and the calls sidecars measured over the last 30 s: ",
+      "green at 99% success or more, amber below, red below 95%."),
     h("div.scroll.graph", {}, picture), h("h2", {}, "Edges"), list);
 }

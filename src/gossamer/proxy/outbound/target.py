@@ -112,6 +112,10 @@ class OutboundTarget:
         else:
             self.task_group.create_task(self._discover(ex, key, host))
 
+    def route_to(self, ex: Exchange, view: ServiceView, host: str) -> None:
+        """Route an exchange through a view the caller chose (the gateway's virtual hosts)."""
+        self._route(ex, view, host)
+
     async def _discover(self, ex: Exchange, key: str, host: str) -> None:
         lookup = None if self.service_key is not None else host
         view = await self.holder.discover(key, self.discovery_timeout, lookup)
@@ -134,7 +138,17 @@ class OutboundTarget:
     def _route(self, ex: Exchange, view: ServiceView, host: str) -> None:
         if not view.exists:
             snap = self.holder.current
-            if "." not in host.split(":")[0] and snap is not None and self.service_key is None:
+            name = host.split(":")[0].lower().rstrip(".")
+            explicit_mesh_name = name.endswith(".svc") or name.endswith(".svc.cluster.local")
+            if (
+                self.service_key is None
+                and snap is not None
+                and snap.outbound_policy == "ALLOW_ANY"
+                and not explicit_mesh_name
+            ):
+                # Istio's ALLOW_ANY: a name the mesh does not know (example.com, or a
+                # name.namespace nobody registered) passes through to the host itself;
+                # only the explicit mesh forms (*.svc) are answered with unknown_service.
                 self._egress(ex, host.encode("latin-1"), snap.outbound_policy)
             else:
                 ex.fail(404, errors.UNKNOWN_SERVICE)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
-LEAN_COMMANDS = {"proxy", "run"}
+LEAN_COMMANDS = {"proxy", "run", "gateway"}
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "gateway":
+        from gossamer.gateway.cli import main as gateway_main
+
+        sys.exit(gateway_main(sys.argv[1:]))
     if len(sys.argv) > 1 and sys.argv[1] in LEAN_COMMANDS:
         from gossamer.proxy.cli import main as proxy_main
 

@@ -44,6 +44,7 @@ PROXY_ROUTES = frozenset(
         ("POST", "/api/v1/proxies/{id}/telemetry"),
         ("POST", "/api/v1/proxies/{id}/certificate"),
         ("GET", "/api/v1/trust-bundle"),
+        ("GET", "/api/v1/proxies/{id}/gateway"),  # a gateway's view (gateway_api.py)
     }
 )
 ADMIN_ONLY_PREFIXES = ("/api/v1/tokens", "/api/v1/ca/")

@@ -84,6 +84,8 @@ def to_api(record: Record) -> dict[str, Any]:
     """The document as served: the stored value plus metadata.resourceVersion."""
     value = record.value
     meta = {**value.get("metadata", {}), "resourceVersion": str(record.mod_revision)}
+    if record.kind == "Secret":  # a private key is served only to gateways (gateway_api.py)
+        value = {**value, "spec": {**value.get("spec", {}), "key": "<redacted>"}}
     return {**value, "metadata": meta, "status": value.get("status") or {}}
 
 

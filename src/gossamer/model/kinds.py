@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from gossamer.model.gateway import AuthPolicySpec, GatewaySpec, RateLimitPolicySpec, SecretSpec
 from gossamer.model.progressive import CanarySpec
 from gossamer.model.resources import (
     HTTPRouteSpec,
@@ -45,6 +46,10 @@ KINDS: dict[str, KindInfo] = {
         ),
         KindInfo("PeerAuthentication", "peerauthentications", PeerAuthenticationSpec, ("pa",)),
         KindInfo("Canary", "canaries", CanarySpec),
+        KindInfo("Gateway", "gateways", GatewaySpec, ("gw",)),
+        KindInfo("AuthPolicy", "authpolicies", AuthPolicySpec, ("authn",)),
+        KindInfo("RateLimitPolicy", "ratelimitpolicies", RateLimitPolicySpec, ("rl",)),
+        KindInfo("Secret", "secrets", SecretSpec),
     )
 }
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as ssl_module
+from collections.abc import Callable
 from typing import Any, cast
 
+from gossamer.proxy.http.exchange import Target
 from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.http.server import ClientConnection
 from gossamer.proxy.inbound.acceptor import PeekingAcceptor
@@ -128,6 +130,23 @@ class DataPlane:
         return await self._listen(
             Listener(target, self.mesh_pool, self.stats, "outbound", self._config()), host, port
         )
+
+    async def start_edge(
+        self,
+        make_target: Callable[[asyncio.TaskGroup, OutboundTarget], Target],
+        host: str,
+        port: int,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> Listener:
+        """A listener whose target wraps an outbound one: the gateway, built from these parts."""
+        tg = await self._started()
+        assert self.mesh_pool is not None
+        outbound = OutboundTarget(self.holder, self.stats, tg, egress_pool=None)
+        config = self._config(b"https" if ssl is not None else b"http")
+        target = make_target(tg, outbound)
+        listener = Listener(target, self.mesh_pool, self.stats, "outbound", config)
+        await self._listen(listener, host, port, ssl)
+        return listener
 
     async def start_inbound(self, host: str, port: int, app_host: str, app_port: int) -> int:
         tg = await self._started()

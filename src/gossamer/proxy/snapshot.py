@@ -302,6 +302,12 @@ def _link(view: ServiceView, services: Mapping[str, ServiceView]) -> ServiceView
     return view
 
 
+def route_view(key: str, entry: Any, services: Mapping[str, ServiceView]) -> ServiceView:
+    """A view built from an ENTRY that is not in the stream (a gateway's virtual host: its
+    routes), its backends resolved against ``services`` (a snapshot's)."""
+    return _link(_build_view(key, entry, None), services)
+
+
 def _missing_view(key: str) -> ServiceView:
     return _build_view(key, {"exists": False}, None)
 

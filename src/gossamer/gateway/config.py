@@ -1,0 +1,116 @@
+"""The gateway's view as received from the control plane, and its virtual-host tables.
+
+`GatewayView.from_wire(view)` checks the shape once; `HostTable.build(listener, snapshot)`
+turns a listener's routes into one ServiceView per hostname (the sidecar's own route
+matcher and backends), rebuilt whenever the view or the snapshot changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gossamer.proxy.snapshot import ServiceView, Snapshot, route_view
+
+
+@dataclass(frozen=True)
+class ListenerView:
+    name: str
+    port: int
+    protocol: str  # HTTP | HTTPS
+    hostname: str | None
+    https_redirect: bool
+    hsts_max_age: int | None
+    certificates: tuple[Mapping[str, str], ...]
+    hosts: Mapping[str, list[Any]]  # hostname pattern -> compiled route pairs
+    auth: Mapping[str, str]  # route key -> AuthPolicy key
+    rate_limit: Mapping[str, str]  # route key -> RateLimitPolicy key
+
+
+@dataclass(frozen=True)
+class GatewayView:
+    name: str
+    namespace: str
+    replicas: int
+    listeners: tuple[ListenerView, ...]
+    auth_policies: Mapping[str, Any] = field(default_factory=dict)
+    rate_limit_policies: Mapping[str, Any] = field(default_factory=dict)
+    services: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_wire(cls, view: Mapping[str, Any]) -> GatewayView:
+        try:
+            listeners = tuple(
+                ListenerView(
+                    name=str(item["name"]),
+                    port=int(item["port"]),
+                    protocol=str(item["protocol"]),
+                    hostname=item.get("hostname"),
+                    https_redirect=bool(item.get("httpsRedirect")),
+                    hsts_max_age=item.get("hstsMaxAge"),
+                    certificates=tuple(item.get("certificates") or ()),
+                    hosts=dict(item.get("hosts") or {}),
+                    auth=dict(item.get("auth") or {}),
+                    rate_limit=dict(item.get("rateLimit") or {}),
+                )
+                for item in view["listeners"]
+            )
+            return cls(
+                name=str(view["name"]),
+                namespace=str(view["namespace"]),
+                replicas=max(1, int(view.get("replicas", 1))),
+                listeners=listeners,
+                auth_policies=dict(view.get("authPolicies") or {}),
+                rate_limit_policies=dict(view.get("rateLimitPolicies") or {}),
+                services=tuple(view.get("services") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"gateway view: malformed ({exc!r})") from None
+
+
+def normalize_host(authority: bytes | str) -> str:
+    """'API.Example.com:8443' -> 'api.example.com' (IPv6 literals keep their brackets)."""
+    host = authority.decode("latin-1") if isinstance(authority, bytes) else authority
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0].rstrip(".")
+
+
+def find_host(hosts: Mapping[str, Any], host: str) -> Any:
+    """Gateway API precedence: the exact hostname, then the longest matching wildcard
+    (`*.example.com` matches `a.example.com` and `a.b.example.com`), then `*`."""
+    found = hosts.get(host)
+    if found is not None:
+        return found
+    labels = host.split(".")
+    for i in range(1, len(labels)):
+        found = hosts.get("*." + ".".join(labels[i:]))
+        if found is not None:
+            return found
+    return hosts.get("*")
+
+
+class HostTable:
+    """A listener's virtual hosts as ServiceViews over one snapshot."""
+
+    def __init__(self, views: dict[str, ServiceView]) -> None:
+        self.views = views
+
+    @classmethod
+    def build(cls, gateway: GatewayView, listener: ListenerView, snap: Snapshot) -> HostTable:
+        ns, name = gateway.namespace, gateway.name
+        views = {}
+        for host, routes in listener.hosts.items():
+            entry = {"name": name, "namespace": ns, "exists": True, "routes": routes}
+            views[host] = route_view(gateway.key, entry, snap.services)
+        return cls(views)
+
+    def lookup(self, host: str) -> ServiceView | None:
+        view: ServiceView | None = find_host(self.views, host)
+        return view

@@ -169,26 +169,37 @@ def tap(
 
 def prometheus_config(
     interval: Annotated[str, typer.Option("--interval", help="Scrape interval.")] = "15s",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            "--token-file",
+            help="File with a (viewer) credential Prometheus sends to the control plane.",
+        ),
+    ] = None,
     control: ControlOption = None,
 ) -> None:
     """A Prometheus scrape config that finds every sidecar through the control plane."""
     from gossamer.cli.common import control_url
 
-    typer.echo(render_prometheus_config(control_url(control), interval), nl=False)
+    typer.echo(render_prometheus_config(control_url(control), interval, token_file), nl=False)
 
 
-def render_prometheus_config(control: str, interval: str) -> str:
+def render_prometheus_config(control: str, interval: str, token_file: str | None = None) -> str:
     import yaml
 
+    discovery: dict[str, Any] = {
+        "url": f"{control}/api/v1/prometheus/targets",
+        "refresh_interval": interval,
+    }
+    if token_file:  # the API wants a credential; Prometheus reads it from the file
+        discovery["authorization"] = {"type": "Bearer", "credentials_file": token_file}
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": [
             {
                 "job_name": "gossamer-sidecars",
                 "metrics_path": "/metrics",
-                "http_sd_configs": [
-                    {"url": f"{control}/api/v1/prometheus/targets", "refresh_interval": interval}
-                ],
+                "http_sd_configs": [discovery],
             }
         ],
     }

@@ -191,9 +191,9 @@ def register(app: typer.Typer) -> None:
         ttl = float(ca.get("certTtlSeconds", 86400))
         for item in list_items(listing):
             when = parse_time(item["notAfter"])
-            left = (when - now).total_seconds() if when else 0.0
-            if left < ttl * NEAR_EXPIRY and item.get("connected"):
-                problems.append(f"{item['proxy']}: certificate near expiry ({left:.0f}s left)")
+            seconds = (when - now).total_seconds() if when else 0.0
+            if seconds < ttl * NEAR_EXPIRY and item.get("connected"):
+                problems.append(f"{item['proxy']}: certificate near expiry ({seconds:.0f}s left)")
             if item["bundle"] != listing["bundleHash"] and item.get("connected"):
                 problems.append(f"{item['proxy']}: stale trust bundle")
         if ca["pending"]:

@@ -74,7 +74,12 @@ class Demo:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_fd,
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                # Sidecars find the admin credential here and get tokens for their service.
+                env={
+                    **os.environ,
+                    "GOSSAMER_DATA_DIR": str(self.data_dir / "control"),
+                    **(env or {}),
+                },
                 start_new_session=True,  # its own group: we stop it with all it started
             )
         finally:
@@ -111,10 +116,12 @@ class Demo:
 
     def apply_mesh(self) -> None:
         from gossamer.client.control import ControlClient
+        from gossamer.client.credentials import local_admin_token
         from gossamer.model.parse import load_yaml
 
         documents = [doc for doc, _source, _lines in load_yaml(mesh_yaml(), "demo/mesh.yaml")]
-        with ControlClient(self.control_url) as client:
+        admin = local_admin_token(self.data_dir / "control")
+        with ControlClient(self.control_url, token=admin) as client:
             client.apply(documents)
 
     async def start_service(self, name: str, version: str | None = None) -> Child:
@@ -192,6 +199,9 @@ def banner(demo: Demo, frontend: Child, mesh_file: Path) -> str:
 gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 10%).
 
   control plane   {ctl}   (export GOSSAMER_CONTROL={ctl})
+  credentials     export GOSSAMER_DATA_DIR={demo.data_dir / "control"}   (the CLI then finds
+                  the admin credential; the dashboard's login takes the token in
+                  {demo.data_dir / "control" / "credentials" / "admin.token"})
   frontend        curl -sx http://127.0.0.1:{out} http://frontend/     (through the mesh)
   frontend stats  http://127.0.0.1:{frontend.ready["stats"]}/metrics
   frontend admin  http://127.0.0.1:{frontend.ready["admin"]}/config

@@ -17,7 +17,7 @@ from gossamer.proxy.http.listener import Identify, Listener, ListenerConfig
 from gossamer.proxy.http.server import ClientConnection
 from gossamer.proxy.inbound.acceptor import PeekingAcceptor
 from gossamer.proxy.inbound.listener import Authorizer, make_inbound_listener
-from gossamer.proxy.mtls import MeshSecurity, peer_identity
+from gossamer.proxy.mtls import MeshSecurity
 from gossamer.proxy.outbound.target import DISCOVERY_TIMEOUT, OutboundTarget
 from gossamer.proxy.pool import DEFAULT_IDLE_TIMEOUT, UpstreamPool
 from gossamer.proxy.state import SnapshotHolder
@@ -45,6 +45,8 @@ class DataPlane:
         mesh_security: MeshSecurity | None = None,
     ) -> None:
         self.mesh_security = mesh_security  # mTLS between sidecars (proxy/mtls.py)
+        if mesh_security is not None:
+            mesh_security.on_expired = self._retire_mtls
         self.holder = holder
         self.identity = identity
         self.stats = stats
@@ -160,7 +162,7 @@ class DataPlane:
             config=self._config(b"https" if tls else b"http"),
             authorize=self.authorize,
             server_ssl=self.inbound_server_ssl,
-            identify=self.identify or (peer_identity if self.mesh_security else None),
+            identify=self.identify or (self.mesh_security.identify if self.mesh_security else None),
         )
         if self.mesh_security is not None:
             # mTLS or (PERMISSIVE) plaintext, chosen per connection by its first byte.
@@ -177,6 +179,16 @@ class DataPlane:
         bound = await listener.start(host, port, ssl)
         self.listeners.append(listener)
         return bound
+
+    def _retire_mtls(self) -> None:
+        """Our SVID expired: no traffic on the connections it authenticated."""
+        if self.mesh_pool is not None:
+            self.mesh_pool.retire_all()
+        for listener in self.listeners:
+            if listener.direction == "inbound":
+                for conn in list(listener.connections):
+                    if conn.identity is not None:
+                        conn.start_drain()
 
     async def drain(self, grace: float) -> None:
         """Stop accepting; let in-flight requests finish within `grace` seconds."""

@@ -9,10 +9,12 @@ per accepted connection (`inbound_mode`, `server_context`). Nothing here runs pe
 
 from __future__ import annotations
 
+import asyncio
+import re
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from gossamer.proxy.tls import MeshTLS, peer_spiffe_id
 
@@ -32,6 +34,7 @@ WRONG_IDENTITY = "wrong_identity"
 PLAINTEXT = "plaintext_on_strict"
 PROTOCOL = "protocol_version"
 NO_SVID = "no_svid"
+RESUMED = "session_resumed"
 OTHER = "handshake_error"
 
 
@@ -56,10 +59,17 @@ def classify(exc: BaseException) -> str:
     return OTHER
 
 
-def peer_identity(transport: object) -> str | None:
-    """The inbound caller's SPIFFE ID (None on a plaintext PERMISSIVE connection)."""
-    get = getattr(transport, "get_extra_info", None)
-    return peer_spiffe_id(get("ssl_object")) if get is not None else None
+_SPIFFE = re.compile(r"^spiffe://([a-z0-9._-]{1,255})((?:/[A-Za-z0-9._-]+)+)$")
+
+
+def in_trust_domain(spiffe_id: str | None, trust_domain: str) -> bool:
+    """A well-formed SPIFFE ID (no NUL, no dot segments, ≤ 2048 bytes) in `trust_domain`."""
+    if spiffe_id is None or len(spiffe_id) > 2048:
+        return False
+    m = _SPIFFE.match(spiffe_id)
+    if m is None or m.group(1) != trust_domain:
+        return False
+    return all(seg not in (".", "..") for seg in m.group(2).split("/")[1:])
 
 
 def spiffe_id_of(trust_domain: str, key: str) -> str:
@@ -89,6 +99,7 @@ class MeshSecurity:
         self._index_of: Snapshot | None = None
         self._identities: dict[EndpointKey, frozenset[str]] = {}
         self._plain: set[EndpointKey] = set()  # endpoints whose services all DISABLE mTLS
+        self.on_expired: Callable[[], None] = lambda: None  # the data plane drops mTLS conns
 
     def can_serve(self) -> bool:
         return self.tls is not None and self.clock() < self.not_after
@@ -147,6 +158,26 @@ class MeshSecurity:
         view = snap.services.get(self.own_key) if snap is not None else None
         mode = view.mtls if view is not None else self.mesh_mode
         return mode if mode in (STRICT, PERMISSIVE, DISABLE) else STRICT
+
+    def identify(self, transport: asyncio.BaseTransport) -> str | None:
+        """The inbound caller's SPIFFE ID; a TLS peer outside our trust domain (or with a
+        malformed ID, e.g. a NUL byte) is cut off before a byte of its request is read.
+        None on a plaintext (PERMISSIVE) connection."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        if ssl_object.session_reused:
+            # A resumed (TLS 1.2 session-id) handshake skips verifying the client's
+            # certificate against today's bundle: never accept one.
+            self.on_failure(RESUMED)
+            cast(asyncio.Transport, transport).abort()
+            return None
+        peer = peer_spiffe_id(ssl_object)
+        if not in_trust_domain(peer, self.trust_domain):
+            self.on_failure(WRONG_IDENTITY)
+            cast(asyncio.Transport, transport).abort()
+            return None
+        return peer
 
     def server_context(self) -> ssl.SSLContext:
         """The stable server context (swaps to the newest SVID per ClientHello)."""

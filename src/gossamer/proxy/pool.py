@@ -30,6 +30,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "closed",
         "exchange",
+        "generation",
         "got_bytes",
         "idle_since",
         "keep_alive",
@@ -55,6 +56,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel = False
         self.keep_alive = True  # the last response allows reuse
         self.on_close: Callable[[], None] | None = None  # e.g. a circuit-breaker release
+        self.generation = pool.generation  # retired (not reused) once the pool's moves on
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -199,6 +201,7 @@ class UpstreamPool:
         self._idle: dict[EndpointKey, list[UpstreamConnection]] = {}
         self._on_connection_change = on_connection_change
         self.open_connections = 0
+        self.generation = 0  # bumped by retire_all: older connections are not reused
 
     def stats_connections(self, delta: int) -> None:
         self.open_connections += delta
@@ -260,6 +263,9 @@ class UpstreamPool:
         conn.reused = True
         if conn.closed:
             return
+        if conn.generation != self.generation:
+            conn.close()  # made with credentials that have since been retired
+            return
         idle = self._idle.setdefault(conn.key, [])
         if len(idle) >= self._max_idle:
             conn.close()
@@ -298,6 +304,12 @@ class UpstreamPool:
         if key is not None:
             return len(self._idle.get(key, ()))
         return sum(len(v) for v in self._idle.values())
+
+    def retire_all(self) -> None:
+        """Close idle connections now, busy ones when their exchange ends (e.g. our
+        certificate expired: no more traffic on connections it authenticated)."""
+        self.generation += 1
+        self.close_all()
 
     def close_all(self) -> None:
         for idle in self._idle.values():

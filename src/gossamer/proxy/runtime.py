@@ -146,6 +146,7 @@ class Sidecar:
                 "streamConnected": self.client.stream_connected.is_set(),
                 "appHealthy": self.prober.healthy,
                 "watching": sorted(self.client.watching),
+                "identity": self.workload.describe(),
                 "snapshot": self.sink.wire,
             },
         )

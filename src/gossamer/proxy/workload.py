@@ -61,6 +61,8 @@ class WorkloadSecurity:
         self.signer = ""  # the CA authority that signed our current SVID
         self.bundle = b""
         self.serial = ""
+        self.renewals = 0
+        self.expired_at = 0.0  # the notAfter we already failed closed for
 
     # credentials --------------------------------------------------------------------------
 
@@ -157,9 +159,18 @@ class WorkloadSecurity:
                     self.log(f"certificate renewal failed ({schedule.failures}x): {exc}")
             elif bundle and bundle != self.bundle and identity.svid is not None:
                 self._apply_bundle(identity, bundle)
+            now = time.time()
+            not_after = self.security.not_after
+            if not_after and now >= not_after and self.expired_at != not_after:
+                self.expired_at = not_after
+                self.log("workload certificate expired and not renewed: refusing mTLS")
+                self.security.on_expired()
             self.wake.clear()
+            wait = schedule.seconds_until_due(now)
+            if now < not_after:
+                wait = min(wait, not_after - now)  # wake at expiry to fail closed
             try:
-                async with asyncio.timeout(schedule.seconds_until_due(time.time())):
+                async with asyncio.timeout(wait):
                     await self.wake.wait()
             except TimeoutError:
                 pass
@@ -189,7 +200,10 @@ class WorkloadSecurity:
         self.signer = str(answer.get("signer", ""))
         self.bundle = bundle
         self.serial = str(answer.get("serial", ""))
-        if not self.identity_ready.is_set():
+        self.renewals += 1
+        if self.identity_ready.is_set():
+            self.log(f"certificate renewed, valid until {time.ctime(svid.not_after)}")
+        else:
             self.log(f"identity {svid.spiffe_id}, valid until {time.ctime(svid.not_after)}")
             self.identity_ready.set()
 
@@ -204,6 +218,18 @@ class WorkloadSecurity:
             self.bundle = bundle
         except (ssl.SSLError, ValueError) as exc:
             self.log(f"trust bundle from the snapshot not applied: {exc}")
+
+    def describe(self) -> dict[str, Any]:
+        """For the admin /config: what we hold, for how long, how it is going."""
+        svid = self.identity.svid if self.identity is not None else None
+        return {
+            "state": self.state(),
+            "spiffeId": svid.spiffe_id if svid else None,
+            "notAfter": svid.not_after if svid else None,
+            "signer": self.signer,
+            "issued": self.renewals,
+            "inboundMode": self.security.inbound_mode(),
+        }
 
     def state(self) -> str:
         if not self.security.enabled:

@@ -29,3 +29,11 @@ class Cli:
             argv, input=stdin, capture_output=True, text=True, env=self.env, timeout=60
         )
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The control plane's admin credential, for tests that call the API directly."""
+        data = self.env.get("GOSSAMER_DATA_DIR")
+        if data is None:
+            return {}
+        token = (Path(data) / "credentials" / "admin.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}

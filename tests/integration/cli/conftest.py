@@ -60,8 +60,9 @@ def control_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def cli(control_url: str) -> Cli:
-    return Cli(control_url, _clean_env())
+def cli(control_url: str, tmp_path: Path) -> Cli:
+    # The CLI finds the control plane's admin credential in its data dir (loopback, 0600).
+    return Cli(control_url, {**_clean_env(), "GOSSAMER_DATA_DIR": str(tmp_path / "data")})
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def register(http: httpx.Client, proxy_id: str, service: str, port: int, version
 
 
 def test_services_and_endpoints_with_label_selector(cli: Cli) -> None:
-    with httpx.Client(base_url=cli.control, timeout=10) as http:
+    with httpx.Client(base_url=cli.control, timeout=10, headers=cli.auth_headers()) as http:
         register(http, "reviews-aaa111", "reviews", 15006, "v1")
         register(http, "reviews-bbb222", "reviews", 15007, "v2")
         register(http, "ratings-ccc333", "ratings", 15008, "v1")
@@ -57,7 +57,7 @@ def test_services_and_endpoints_with_label_selector(cli: Cli) -> None:
 
 def test_proxies_shows_connected_proxy_and_its_acked_version(cli: Cli) -> None:
     assert cli("apply", "-f", "-", stdin=SERVICE).code == 0
-    with httpx.Client(base_url=cli.control, timeout=10) as http:
+    with httpx.Client(base_url=cli.control, timeout=10, headers=cli.auth_headers()) as http:
         register(http, "reviews-ddd444", "reviews", 15006, "v1")
         stream_url = "/api/v1/proxies/reviews-ddd444/stream"
         params = {"protocol": "1", "service": "reviews", "namespace": "default"}
@@ -108,7 +108,7 @@ spec:
 
 def test_apply_wait_names_proxies_that_did_not_ack(cli: Cli) -> None:
     assert cli("apply", "-f", "-", stdin=SERVICE).code == 0
-    with httpx.Client(base_url=cli.control, timeout=10) as http:
+    with httpx.Client(base_url=cli.control, timeout=10, headers=cli.auth_headers()) as http:
         register(http, "reviews-fff666", "reviews", 15006, "v1")
         params = {"protocol": "1", "service": "reviews", "namespace": "default"}
         with http.stream("GET", "/api/v1/proxies/reviews-fff666/stream", params=params) as stream:

@@ -74,7 +74,16 @@ async def test_real_prometheus_scrapes_sidecars_found_by_discovery(tmp_path: Pat
         assert code == 0, lint
 
         code, config = await run(
-            [*GOSSAMER, "prometheus-config", "--interval", "1s", "--control", control_url]
+            [
+                *GOSSAMER,
+                "prometheus-config",
+                "--interval",
+                "1s",
+                "--control",
+                control_url,
+                "--token-file",
+                str(tmp_path / "control" / "credentials" / "admin.token"),
+            ]
         )
         assert code == 0, config
         (tmp_path / "prometheus.yml").write_text(config)

@@ -113,7 +113,9 @@ def register(app: typer.Typer) -> None:
         ),
         ca_key: Path | None = typer.Option(None, help="Its private key (PEM, mode 0600)."),
         mtls: str = typer.Option(
-            "strict", help="Mesh-wide mTLS mode: strict | permissive | disable."
+            "strict",
+            envvar="GOSSAMER_MTLS",
+            help="Mesh-wide mTLS mode: strict | permissive | disable.",
         ),
         cert_ttl: str = typer.Option("24h", help="Workload certificate lifetime, e.g. 24h, 10s."),
         tls_cert: Path | None = typer.Option(

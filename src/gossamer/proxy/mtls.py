@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from gossamer.proxy.state import SnapshotHolder
 
 EndpointKey = tuple[str, int]
+# On the Instance a sidecar registers: it speaks mesh mTLS (Istio's tlsMode label). Endpoints
+# without it (an app registered by hand, an external host) are dialled in plaintext.
+TLS_MODE_LABEL = "security.gossamer.dev/tls-mode"
+TLS_MODE_MTLS = "mtls"
 STRICT, PERMISSIVE, DISABLE = "STRICT", "PERMISSIVE", "DISABLE"
 
 # Failure reasons (a fixed, small set: they become metric labels).
@@ -141,7 +145,7 @@ class MeshSecurity:
         for view in snap.services.values() if snap is not None else ():
             for ep in view.endpoints:
                 key = (ep.address, ep.port)
-                if view.mtls == DISABLE:
+                if view.mtls == DISABLE or ep.labels.get(TLS_MODE_LABEL) != TLS_MODE_MTLS:
                     plain.add(key)
                 else:
                     identities.setdefault(key, set()).add(spiffe_id_of(self.trust_domain, view.key))

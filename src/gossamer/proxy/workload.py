@@ -27,7 +27,7 @@ from gossamer.proxy.bootstrap import (
     read_token,
 )
 from gossamer.proxy.control_client import ControlClient, ControlError, HttpClient
-from gossamer.proxy.mtls import MeshSecurity, spiffe_id_of
+from gossamer.proxy.mtls import TLS_MODE_LABEL, TLS_MODE_MTLS, MeshSecurity, spiffe_id_of
 from gossamer.proxy.tls import MeshTLS
 
 if TYPE_CHECKING:
@@ -141,6 +141,9 @@ class WorkloadSecurity:
         self.schedule = schedule = RenewalSchedule()
         self.security.trust_domain = trust_domain
         self.security.enabled = True
+        registration = self.client.registration
+        if registration is not None:  # peers dial us over mTLS (not before we have an SVID)
+            registration.labels = {**registration.labels, TLS_MODE_LABEL: TLS_MODE_MTLS}
         rng = random.Random()
         while True:
             mesh = self.mesh_view() or {}

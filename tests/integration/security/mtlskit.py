@@ -17,7 +17,7 @@ from gossamer.control.ca import MeshCA, spiffe_id
 from gossamer.proxy.dataplane import DataPlane
 from gossamer.proxy.http.exchange import Exchange
 from gossamer.proxy.identity import WorkloadIdentity
-from gossamer.proxy.mtls import MeshSecurity
+from gossamer.proxy.mtls import TLS_MODE_LABEL, MeshSecurity
 from gossamer.proxy.snapshot import Snapshot
 from gossamer.proxy.state import SnapshotHolder
 from gossamer.proxy.telemetry.stats import Stats
@@ -60,7 +60,8 @@ def material(
 
 def entry(name: str, port: int | None, mtls: str = "STRICT") -> dict[str, Any]:
     endpoints = [] if port is None else [
-        {"id": f"{name}-1", "address": "127.0.0.1", "port": port, "labels": {}}
+        {"id": f"{name}-1", "address": "127.0.0.1", "port": port,
+         "labels": {TLS_MODE_LABEL: "mtls"}}
     ]  # fmt: skip
     return {"name": name, "namespace": "default", "exists": True, "protocol": "HTTP",
             "endpoints": endpoints, "routes": [], "policy": {}, "mtls": mtls}  # fmt: skip
@@ -132,6 +133,7 @@ class Pair:
     reviews: Side
     inbound: int
     outbound: int
+    app_port: int
 
     def set_reviews_mode(self, mode: str) -> None:
         install(self.reviews.holder, {"default/reviews": entry("reviews", None, mode)}, 2)
@@ -149,7 +151,7 @@ async def mesh_pair(ca: MeshCA) -> AsyncIterator[Pair]:
         inbound = await reviews.plane.start_inbound("127.0.0.1", 0, "127.0.0.1", app_port)
         install(web.holder, {"default/reviews": entry("reviews", inbound)})
         outbound = await web.plane.start_outbound("127.0.0.1", 0)
-        yield Pair(ca, web, reviews, inbound, outbound)
+        yield Pair(ca, web, reviews, inbound, outbound, app_port)
     finally:
         await web.plane.close()
         await reviews.plane.close()

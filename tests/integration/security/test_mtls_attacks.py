@@ -231,3 +231,17 @@ def _raw_svid(ca: MeshCA, identity: WorkloadIdentity, sid: str) -> bytes:
         .sign(authority.key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_endpoints_without_a_sidecar_are_dialled_in_plaintext(ca: MeshCA) -> None:
+    from mtlskit import entry, install
+
+    async with mesh_pair(ca) as pair:
+        plain = entry("plain", pair.app_port)  # the app itself, registered by hand
+        plain["endpoints"][0]["labels"] = {}  # no tls-mode label: no sidecar there
+        install(pair.web.holder, {"default/reviews": entry("reviews", pair.inbound),
+                                  "default/plain": plain}, 3)  # fmt: skip
+        assert (await get(pair.outbound, "plain"))[0] == 200
+        assert (await get(pair.outbound, "reviews"))[0] == 200
+        assert pair.reviews.seen == [WEB]
+        assert pair.web.stats.tls_failures == {}

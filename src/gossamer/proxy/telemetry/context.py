@@ -124,3 +124,9 @@ def new_trace_id() -> str:
 
 def new_span_id() -> str:
     return f"{_bits(64) or 1:016x}"
+
+
+def unsampled_root() -> bytes:
+    """A new trace's `traceparent` with sampling off (one random draw for both ids)."""
+    ids = f"{_bits(192) | 1 << 64 | 1:048x}"  # neither id all zeros
+    return ("00-" + ids[:32] + "-" + ids[32:] + "-00").encode("ascii")

@@ -74,11 +74,11 @@ class Tracer:
             sampled = ctx.sampled  # parent-based: follow the caller's decision
         else:
             sampled = self.rand() < self.sampling
-        if not sampled:
-            if ctx is None or not ctx.w3c:  # pass our decision on, so the trace stays whole
-                trace_id = ctx.trace_id if ctx is not None else context.new_trace_id()
-                parent = ctx.parent_id if ctx is not None else context.new_span_id()
-                context.inject(headers, context.traceparent(trace_id, parent, False))
+        if not sampled:  # pass our decision on, so the trace stays whole (or absent)
+            if ctx is None:  # (a malformed traceparent is replaced, not followed)
+                context.inject(headers, context.unsampled_root())
+            elif not ctx.w3c:
+                context.inject(headers, context.traceparent(ctx.trace_id, ctx.parent_id, False))
             return
         trace_id = ctx.trace_id if ctx is not None else context.new_trace_id()
         span = Span(

@@ -74,6 +74,14 @@ def test_inject_replaces_or_appends() -> None:
     assert fresh[-1] == (b"traceparent", f"00-{TRACE}-{SPAN}-00".encode())
 
 
+def test_unsampled_roots_are_valid_and_distinct() -> None:
+    roots = {context.unsampled_root() for _ in range(100)}
+    assert len(roots) == 100
+    for root in roots:
+        ctx = context.parse_traceparent(root)
+        assert ctx is not None and ctx.sampled is False
+
+
 def test_new_ids_are_valid_hex() -> None:
     trace, span = context.new_trace_id(), context.new_span_id()
     assert context.parse_traceparent(context.traceparent(trace, span, True)) == Context(

@@ -20,7 +20,7 @@ from gossamer.gateway.config import GatewayView, HostTable, ListenerView
 from gossamer.gateway.fetch import fetch
 from gossamer.gateway.target import GatewayTarget, Policies
 from gossamer.gateway.tls import CertSet
-from gossamer.proxy.admin import AdminServer, Reply, text_reply
+from gossamer.proxy.admin import AdminServer, Reply, json_reply, text_reply
 from gossamer.proxy.cli import ProxyConfig, parse_duration
 from gossamer.proxy.control_client import ControlClient, ControlError
 from gossamer.proxy.dataplane import DataPlane
@@ -90,9 +90,12 @@ class Gateway:
         self.state = GatewayState()
         self.listeners: dict[str, tuple[ListenerView, Listener, CertSet | None]] = {}
         self.ports: dict[str, int] = {}
-        self.stats_server = AdminServer({"/metrics": self._metrics, "/ready": self._ready})
+        self.stats_server = AdminServer(
+            {"/metrics": self._metrics, "/ready": self._ready, "/config": self._config}
+        )
         self.ready = asyncio.Event()
         self.state_changed = asyncio.Event()  # a new GatewayState was installed
+        self.bound = asyncio.Event()  # the first view's listeners are bound
 
     @property
     def policies(self) -> Policies | None:
@@ -104,6 +107,21 @@ class Gateway:
 
     def _metrics(self) -> Reply:
         return 200, "text/plain; version=0.0.4; charset=utf-8", render_prometheus(self.stats)
+
+    def _config(self) -> Reply:
+        view = self.state.view
+        return json_reply(
+            200,
+            {
+                "id": self.cfg.proxy_id,
+                "gateway": self.key,
+                "hash": self.state.digest,
+                "replicas": view.replicas if view is not None else None,
+                "services": list(view.services) if view is not None else [],
+                "ports": self.ports,
+                "snapshot": self.client.version,
+            },
+        )
 
     def _ready(self) -> Reply:
         return text_reply(200, "ready") if self.ready.is_set() else text_reply(503, "not ready")
@@ -144,14 +162,23 @@ class Gateway:
         state.policies = self._policies(old, view)
         state.tables = self._tables(view)
         self.state = state
-        self.state_changed.set()
-        for key in view.services:
-            if key not in self.client.watching:
-                try:
-                    await self.client.watch(key)
-                except ControlError:
-                    self.client.watching.add(key)  # the stream's next (re)connect asks
         await self._bind(view, tg)
+        tg.create_task(self._watch(view.services))
+        self.bound.set()
+        self.state_changed.set()
+
+    async def _watch(self, keys: tuple[str, ...]) -> None:
+        """Add the services the routes name to the stream's view (until it has them)."""
+        for key in keys:
+            while True:
+                snap = self.holder.current
+                if snap is not None and key in snap.services:
+                    break
+                try:
+                    await self.client.watch(key)  # also remembered for reconnects
+                    break
+                except ControlError:
+                    await asyncio.sleep(RETRY / 4)  # no stream yet: ask again shortly
 
     def _policies(self, old: GatewayView | None, view: GatewayView) -> Policies:
         """New policy objects, except that unchanged rate limits keep their buckets."""
@@ -194,15 +221,10 @@ class Gateway:
         for name in [n for n in self.listeners if n not in wanted]:
             self.listeners.pop(name)[1].close()
             self.ports.pop(f"listener.{name}", None)
-        https_port = next((i.port for i in view.listeners if i.protocol == "HTTPS"), None)
-        if https_port is not None:
-            https_name = next(i.name for i in view.listeners if i.protocol == "HTTPS")
-            https_port = self.cfg.port_overrides.get(https_name, https_port) or None
         for name, item in wanted.items():
             current = self.listeners.get(name)
             if current is not None and _same_socket(current[0], item):
                 self.listeners[name] = (item, current[1], current[2])
-                self._retarget(current[1], item, https_port)
                 continue
             if current is not None:
                 current[1].close()
@@ -212,7 +234,7 @@ class Gateway:
             def make(tg: asyncio.TaskGroup, outbound: Any, item: ListenerView = item) -> Any:
                 return GatewayTarget(
                     self.holder, outbound, item, self, tg, fetch,
-                    trusted_proxies=self.cfg.trusted_proxies, https_port=https_port,
+                    trusted_proxies=self.cfg.trusted_proxies,
                 )  # fmt: skip
 
             ssl = certs.outer if certs is not None else None
@@ -220,12 +242,13 @@ class Gateway:
             assert listener.server is not None
             self.ports[f"listener.{name}"] = int(listener.server.sockets[0].getsockname()[1])
             self.listeners[name] = (item, listener, certs)
-
-    def _retarget(self, listener: Listener, item: ListenerView, https: int | None) -> None:
-        target = listener.target
-        if isinstance(target, GatewayTarget):
-            target.listener = item
-            target.https_port = https
+        # Redirects name the HTTPS listener's bound port (it may differ from the declared one).
+        https = next((f"listener.{i.name}" for i in view.listeners if i.protocol == "HTTPS"), "")
+        for item, listener, _ in self.listeners.values():
+            target = listener.target
+            if isinstance(target, GatewayTarget):
+                target.listener = item
+                target.https_port = self.ports.get(https)
 
     async def _reload_certs(self) -> None:
         while True:
@@ -236,10 +259,18 @@ class Gateway:
 
     # lifecycle -----------------------------------------------------------------------------
 
+    def _serving(self) -> bool:
+        """A view, a snapshot holding every service its routes name, tables built."""
+        view, snap = self.state.view, self.holder.current
+        if view is None or snap is None or not self.state.tables:
+            return False
+        return all(key in snap.services for key in view.services)
+
     async def _announce(self) -> None:
-        while self.state.view is None or self.holder.current is None or not self.state.tables:
+        while not self._serving():
             await self.state_changed.wait()
             self.state_changed.clear()
+        await self.bound.wait()
         await self.workload.identity_ready.wait()
         self.ready.set()
         ports = " ".join(f"{k}={v}" for k, v in sorted(self.ports.items()))

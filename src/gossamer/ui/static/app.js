@@ -7,7 +7,7 @@ import {
 } from "./api.js";
 import { h } from "./dom.js";
 import { loginForm } from "./login.js";
-import { MetricsHistory } from "./metrics.js";
+import { MetricsHistory, backfillPoints, backfillWindows } from "./metrics.js";
 import { MeshModel } from "./model.js";
 import * as canary from "./page-canary.js";
 import * as config from "./page-config.js";
@@ -192,7 +192,21 @@ async function pollProxies(gen) {
   }
 }
 
+// Once per login: rebuild the last two minutes so charts do not start empty.
+async function backfillMetrics() {
+  try {
+    const windows = backfillWindows();
+    const now = Date.now();
+    const bodies = await Promise.all(windows.map((w) => metricsServices(`${w}s`)));
+    metrics.backfill(backfillPoints(new Map(windows.map((w, i) => [w, bodies[i]])), now));
+    model.changed();
+  } catch {
+    // the live poll reports trouble; the charts simply start from now
+  }
+}
+
 async function pollMetrics(gen) {
+  backfillMetrics();
   while (current(gen)) {
     try {
       const [services, edges] = await Promise.all([metricsServices(METRICS_WINDOW), metricsEdges(METRICS_WINDOW)]);

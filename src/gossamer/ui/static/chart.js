@@ -6,14 +6,20 @@ const W = 560;
 const H = 180;
 const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
 
-/** Domain of the points and thresholds, padded; [0, 1] when there is nothing. */
-export function yDomain(series, thresholds = [], floorZero = true) {
+/** Domain of the points and thresholds, padded; [0, 1] when there is nothing. `ceiling`
+ * caps the top (a share never goes past 100%). */
+export function yDomain(series, thresholds = [], floorZero = true, ceiling = null) {
   const values = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => v != null && Number.isFinite(v));
   values.push(...thresholds.map((t) => t.value).filter(Number.isFinite));
   if (!values.length) return [0, 1];
   let lo = Math.min(...values);
   let hi = Math.max(...values);
   if (floorZero) lo = Math.min(0, lo);
+  if (ceiling != null) {
+    hi = ceiling;
+    lo = Math.min(lo, ceiling * 0.9); // a flat 100% sits at the top of a readable band
+    return [lo, hi];
+  }
   if (hi === lo) hi = lo + (Math.abs(lo) || 1);
   return [lo, hi + (hi - lo) * 0.08];
 }
@@ -38,14 +44,14 @@ export function pathOf(points, x, y) {
 
 /**
  * lineChart({title, series: [{name, points: [[tMs, value]], tone}], thresholds: [{value, label}],
- *            format: (v) => text, span: [t0, t1], floorZero})
+ *            format: (v) => text, span: [t0, t1], floorZero, ceiling})
  * The chart is an image with a text alternative; the latest values are also said in words.
  */
-export function lineChart({ title, series, thresholds = [], format = String, span, floorZero = true, id }) {
+export function lineChart({ title, series, thresholds = [], format = String, span, floorZero = true, ceiling = null, id }) {
   const all = series.flatMap((s) => s.points.map((p) => p[0]));
   const [t0, t1] = span || [Math.min(...all, Date.now() - 60_000), Math.max(...all, Date.now())];
   const x = scale([t0, t1], [PAD.left, W - PAD.right]);
-  const domain = yDomain(series, thresholds, floorZero);
+  const domain = yDomain(series, thresholds, floorZero, ceiling);
   const y = scale(domain, [H - PAD.bottom, PAD.top]);
   const ticks = [domain[0], (domain[0] + domain[1]) / 2, domain[1]];
   const parts = [

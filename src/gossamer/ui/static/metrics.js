@@ -32,6 +32,15 @@ export class MetricsHistory {
     this.error = null;
   }
 
+  /** Put reconstructed older points (see backfillPoints) before what was polled live. */
+  backfill(pointsByService) {
+    for (const [key, older] of pointsByService) {
+      const live = this.points.get(key) || [];
+      const first = live.length ? live[0].t : Infinity;
+      this.points.set(key, [...older.filter((p) => p.t < first), ...live]);
+    }
+  }
+
   of(service) {
     return this.services.get(service) || null;
   }
@@ -39,6 +48,49 @@ export class MetricsHistory {
   history(service) {
     return this.points.get(service) || [];
   }
+}
+
+export const SLOT_S = 10; // the control plane's telemetry slots
+export const BACKFILL_POINTS = 12; // two minutes of history when a page opens
+/** The windows (seconds) backfillPoints needs answers for. */
+export const backfillWindows = (count = BACKFILL_POINTS) =>
+  Array.from({ length: count + 4 }, (_, i) => (i + 1) * SLOT_S);
+
+/**
+ * The API answers windows ending now; a window of W seconds covers the slots from now - W
+ * to now, so differences of two windows are exact older slots. From the answers for
+ * backfillWindows() this rebuilds, per service, the 30 s readings the live poll would have
+ * made 20 s, 30 s, ... ago (rps and success rate; percentiles cannot be rebuilt).
+ */
+export function backfillPoints(bodiesBySeconds, nowMs, count = BACKFILL_POINTS, windowS = 30) {
+  const totals = (seconds) => {
+    const out = new Map();
+    for (const item of (bodiesBySeconds.get(seconds) || {}).items || []) {
+      const failures = Math.round(item.requests * (1 - (item.successRate ?? 1)));
+      out.set(item.service, { requests: item.requests, failures });
+    }
+    return out;
+  };
+  const slots = windowS / SLOT_S; // a live reading spans this many slots plus the current one
+  const result = new Map();
+  for (let j = count + 1; j >= 2; j--) {
+    const wide = totals((j + slots) * SLOT_S);
+    const narrow = totals((j - 1) * SLOT_S);
+    for (const [service, w] of wide) {
+      const n = narrow.get(service) || { requests: 0, failures: 0 };
+      const requests = w.requests - n.requests;
+      const failures = w.failures - n.failures;
+      if (!result.has(service)) result.set(service, []);
+      result.get(service).push({
+        t: nowMs - j * SLOT_S * 1000,
+        rps: requests / windowS,
+        successRate: requests > 0 ? 1 - failures / requests : null,
+        p50: null,
+        p99: null,
+      });
+    }
+  }
+  return result;
 }
 
 /** "ok" | "degraded" | "failing" | "idle" for a success rate (null: no requests). */

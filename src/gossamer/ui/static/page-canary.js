@@ -224,7 +224,10 @@ function detail(ctx, namespace, name) {
       h("dt", {}, "Weights"), h("dd", { id: "canary-weights" }, `baseline ${w.baseline ?? "—"} · canary ${w.canary ?? "—"}`),
       h("dt", {}, "Decision"), h("dd", { id: "canary-message" }, st.message || "—")));
     const mine = samples.get(key);
-    const span = [Math.min(Date.now() - 60_000, ...mine.map((s) => s.t)), Date.now()];
+    // From just before the run's first decision (at least the last 20 s) to now.
+    const times = [...mine.map((s) => s.t), ...(st.history || []).map((e) => Date.parse(e.time))].filter(Number.isFinite);
+    const now = Date.now();
+    const span = [Math.min(now - 20_000, ...times.map((t) => t - 2000)), now];
     const both = (f) => [
       { name: "canary", tone: "b", points: seriesOf(st, mine, "canary", f) },
       { name: "baseline", tone: "a", points: seriesOf(st, mine, "baseline", f) },

@@ -78,7 +78,7 @@ function charts(ctx, key) {
     { id: "service-charts" },
     lineChart({ id: "chart-rps", title: "Requests per second", series: [series("rps", "rps", "a")], format: formatRate, span }),
     lineChart({ id: "chart-success", title: "Success rate", series: [series("successRate", "success", "a")],
-      format: formatPercent, span, floorZero: false }),
+      format: formatPercent, span, floorZero: false, ceiling: 1 }),
     lineChart({ id: "chart-latency", title: "Latency", series: [series("p50", "p50", "a"), series("p99", "p99", "b")],
       format: formatSeconds, span }),
   );

@@ -210,7 +210,10 @@ def match(pattern: str, value: str) -> bool:
 
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:
-    return any(match(p, value) for p in patterns)
+    for pattern in patterns:  # a loop, not any(<genexpr>): this runs per request
+        if match(pattern, value):
+            return True
+    return False
 
 
 def _field(spec: dict[str, tuple[str, ...]], positive: str, negative: str, value: str) -> bool:
@@ -250,11 +253,22 @@ def _condition_matches(
 
 
 def _rule_matches(rule: Rule, r: _Request) -> bool:
-    if rule.sources and not any(_source_matches(s, r) for s in rule.sources):
-        return False
-    if rule.operations and not any(_operation_matches(o, r) for o in rule.operations):
-        return False
-    return all(_condition_matches(k, v, nv, r) for k, v, nv in rule.conditions)
+    if rule.sources:
+        for source in rule.sources:
+            if _source_matches(source, r):
+                break
+        else:
+            return False
+    if rule.operations:
+        for operation in rule.operations:
+            if _operation_matches(operation, r):
+                break
+        else:
+            return False
+    for key, values, not_values in rule.conditions:
+        if not _condition_matches(key, values, not_values, r):
+            return False
+    return True
 
 
 # --- the wire form (docs/protocol.md, ENTRY["authz"]) -------------------------------------------

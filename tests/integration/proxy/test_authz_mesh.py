@@ -2,13 +2,14 @@
 behind `gossamer run` and a client sidecar. Policies go in with `gossamer apply --wait` and
 take effect on the next request; deleting them opens the path again.
 
-The connections are plaintext until mTLS is wired, so the caller has no principal here:
-principal, namespace and service matching are covered by tests/unit/proxy/test_authz.py.
+Sidecars talk mTLS (STRICT by default), so the inbound sidecar knows the caller's SPIFFE ID:
+the client sidecar is `spiffe://<trust domain>/ns/default/sa/client`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,22 @@ spec:
   action: DENY
   rules:
   - to: [{operation: {paths: ["/admin", "/admin/*"]}}]
+"""
+
+BY_CALLER = """
+apiVersion: gossamer.dev/v1
+kind: AuthorizationPolicy
+metadata: {name: by-caller}
+spec:
+  selector: {matchLabels: {service: echo}}
+  action: DENY
+  rules:
+  - from: [{source: {services: [client]}}]
+    to: [{operation: {paths: ["/not-for-client"]}}]
+  - from: [{source: {notPrincipals: ["*/ns/default/sa/client"]}}]
+    to: [{operation: {paths: ["/client-only"]}}]
+  - from: [{source: {notNamespaces: [default]}}]
+    to: [{operation: {paths: ["/default-only"]}}]
 """
 
 ALLOW_PUBLIC = """
@@ -55,6 +72,7 @@ class Mesh:
         proc = await asyncio.create_subprocess_exec(
             *GOSSAMER, *args, "--control", self.url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "GOSSAMER_DATA_DIR": str(self.tmp / "control")},  # its admin token
         )  # fmt: skip
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
@@ -118,6 +136,22 @@ async def test_policies_applied_and_deleted_take_effect_on_live_traffic(mesh: Me
     assert status == 200 and b'"path": "/public/a/c"' in body
     assert (await mesh.get("/ADMIN"))[0] == 200  # matching is case-sensitive
 
+    # Source identities: the client's SPIFFE ID arrives over mTLS.
+    by_caller = await mesh.apply("by-caller", BY_CALLER)
+    status, headers, _ = await mesh.get("/not-for-client")
+    assert status == 403 and headers[b"x-gossamer-policy"] == b"default/by-caller"
+    assert (await mesh.get("/client-only"))[0] == 200
+    assert (await mesh.get("/default-only"))[0] == 200
+    await mesh.gossamer("delete", "-f", str(by_caller))
+    await mesh.apply(
+        "by-caller-other",
+        BY_CALLER.replace("sa/client", "sa/frontend").replace("by-caller", "by-caller-other"),
+    )
+    # --wait covers every change up to the apply's revision: the delete before it too.
+    assert (await mesh.get("/client-only"))[0] == 403
+    assert (await mesh.get("/default-only"))[0] == 200
+    await mesh.gossamer("delete", "-f", str(mesh.tmp / "by-caller-other.yaml"))
+
     allow = await mesh.apply("allow", ALLOW_PUBLIC)
     assert (await mesh.get("/public/page"))[0] == 200
     status, headers, _ = await mesh.get("/private")
@@ -127,6 +161,8 @@ async def test_policies_applied_and_deleted_take_effect_on_live_traffic(mesh: Me
 
     metrics = await mesh.denials()
     assert 'reason="deny_rule",policy="default/deny-admin"} 7' in metrics, metrics
+    assert 'reason="deny_rule",policy="default/by-caller"} 1' in metrics, metrics
+    assert 'reason="deny_rule",policy="default/by-caller-other"} 1' in metrics, metrics
     assert 'reason="no_allow_match",policy=""} 1' in metrics, metrics
 
     await mesh.gossamer("delete", "-f", str(deny))

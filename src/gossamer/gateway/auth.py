@@ -31,6 +31,7 @@ class KeySource:
         self.keys: list[Key] | None = parse_jwks(inline) if inline is not None else None
         self.fetched_at = float("-inf")
         self.failed_at = float("-inf")
+        self.kid_fetched_at = float("-inf")
         self.error = ""
 
     def stale(self, now: float) -> bool:
@@ -41,7 +42,12 @@ class KeySource:
         return self.keys is None or now - self.fetched_at > self.max_age
 
     def want_refresh_for_kid(self, now: float) -> bool:
-        return self.url is not None and now - self.fetched_at > KID_REFRESH_SECONDS
+        """An unknown kid (a rotation) refetches at once, then at most every 10 s, so
+        tokens with made-up kids cannot drive fetches."""
+        if self.url is None or now - self.kid_fetched_at <= KID_REFRESH_SECONDS:
+            return False
+        self.kid_fetched_at = now
+        return True
 
     async def load(self, fetch: Fetch, now: float) -> None:
         assert self.url is not None

@@ -137,7 +137,7 @@ class GatewayTarget:
             decision: Decision = policy.decide(ex.head.headers, now)
             if decision.retry_kid is not None:
                 again = (view, route_key, host)
-                self.task_group.create_task(self._load_keys(ex, [decision.retry_kid], again, True))
+                self.task_group.create_task(self._load_keys(ex, [decision.retry_kid], again))
                 return
             if decision.status:
                 reason = UNAUTHENTICATED if decision.status == 401 else FORBIDDEN
@@ -158,16 +158,12 @@ class GatewayTarget:
         ex: Exchange,
         sources: list[KeySource],
         then: tuple[ServiceView, str, str],
-        kid: bool = False,
     ) -> None:
         now = self.clock()
         for source in sources:
             await source.load(self.fetch, now)
         if ex.finished:
             return
-        if kid:  # decide once more without another refetch
-            for source in sources:
-                source.fetched_at = max(source.fetched_at, now)
         self._authenticate(ex, *then)
 
     def _rate_limit(self, ex: Exchange, route_key: str, claims: Any) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proxy"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "gateway"))
@@ -184,7 +186,7 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
 
 async def test_jwt_and_api_keys(edge: Edge) -> None:
     port = edge.port("http")
-    now = int(asyncio.get_running_loop().time() * 0) + int(__import__("time").time())
+    now = int(time.time())
     claims = {"iss": ISSUER, "aud": "edge", "sub": "alice", "exp": now + 300}
 
     async def call(token: str | None, extra: dict[str, str] | None = None) -> Any:
@@ -275,3 +277,72 @@ async def test_certificate_reload_without_restart(edge: Edge) -> None:
     old.close()
     log = edge.gateway.log_path.read_text()
     assert "certificates reloaded" in log
+
+
+async def test_mesh_sees_the_gateway_identity_and_remote_jwks_is_cached(edge: Edge) -> None:
+    # An AuthorizationPolicy naming the gateway's SPIFFE identity decides at the sidecar:
+    # the request went into the mesh over mTLS as spiffe://cluster.local/ns/default/sa/edge.
+    deny = {"apiVersion": "gossamer.dev/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "no-edge-admin"},
+            "spec": {"selector": {"matchLabels": {"service": "ratings"}}, "action": "DENY",
+                     "rules": [{"from": [{"source": {"principals": [
+                                   "cluster.local/ns/default/sa/edge"]}}],
+                                "to": [{"operation": {"paths": ["/ratings/admin"]}}]}]}}  # fmt: skip
+    # A JWKS served over HTTP, fetched by the gateway and cached for its max age.
+    key, rotated = SigningKey("ES256", "remote-1"), SigningKey("EdDSA", "remote-2")
+    served = {"keys": [key.jwk()]}
+    fetches = 0
+
+    async def jwks_handler(_: web.Request) -> web.Response:
+        nonlocal fetches
+        fetches += 1
+        return web.json_response(served)
+
+    app = web.Application()
+    app.router.add_get("/jwks.json", jwks_handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    jwks_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    remote = [
+        {"apiVersion": "gossamer.dev/v1", "kind": "HTTPRoute", "metadata": {"name": "remote"},
+         "spec": {"parentRefs": [{"kind": "Gateway", "name": "edge"}],
+                  "hostnames": ["remote.example.com"],
+                  "rules": [{"backendRefs": [{"name": "reviews"}]}]}},
+        {"apiVersion": "gossamer.dev/v1", "kind": "AuthPolicy", "metadata": {"name": "remote"},
+         "spec": {"targetRefs": [{"kind": "HTTPRoute", "name": "remote"}],
+                  "jwt": [{"name": "remote", "issuer": ISSUER,
+                           "remoteJWKS": f"http://127.0.0.1:{jwks_port}/jwks.json",
+                           "jwksMaxAge": "10m"}]}},
+    ]  # fmt: skip
+    try:
+        async with aiohttp.ClientSession(edge.base, headers=edge.auth) as http:
+            body = {"documents": [deny, *remote], "waitSeconds": 15}
+            resp = await http.post("/api/v1/apply", json=body)
+            assert resp.status == 200, await resp.text()
+        port = edge.port("http")
+        async with asyncio.timeout(15):  # the gateway's long poll delivers the new route
+            while True:
+                probe = await get(port, "remote.example.com", "/")
+                if probe.status != 404:
+                    break
+                await asyncio.sleep(0.1)
+        denied = await get(port, "a.example.com", "/ratings/admin")
+        assert denied.status == 403 and denied.headers[b"x-gossamer-reason"] == b"rbac_denied"
+        assert (await get(port, "a.example.com", "/ratings/other")).status == 200
+
+        now = int(time.time())
+        claims = {"iss": ISSUER, "sub": "carol", "exp": now + 300}
+        bearer = {"Authorization": f"Bearer {key.sign(claims)}"}
+        for _ in range(3):
+            assert (await get(port, "remote.example.com", "/", headers=bearer)).status == 200
+        assert fetches == 1  # cached
+        # Key rotation: a token with a kid the cache does not know triggers one refetch.
+        served = {"keys": [key.jwk(), rotated.jwk()]}
+        bearer = {"Authorization": f"Bearer {rotated.sign(claims)}"}
+        answer = await get(port, "remote.example.com", "/", headers=bearer)
+        assert answer.status == 200, answer.body
+        assert fetches == 2
+    finally:
+        await runner.cleanup()

@@ -92,9 +92,15 @@ class Session:
 class Authenticator:
     """Resolves credentials to principals; holds dashboard sessions and proxy ownership."""
 
-    def __init__(self, credentials: Credentials, wall_clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        credentials: Credentials,
+        wall_clock: Callable[[], float] = time.time,
+        audit: Callable[[dict[str, object]], None] | None = None,
+    ):
         self.credentials = credentials
         self.wall_clock = wall_clock
+        self.audit = audit  # every change, with who made it (never bodies or tokens)
         self.sessions: dict[str, Session] = {}
         self.proxy_owner: dict[str, tuple[str, str]] = {}  # proxy id -> (namespace, service)
 
@@ -176,9 +182,33 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = authenticator.authenticate(request)
     route = request.match_info.route.resource
     canonical = route.canonical if route is not None else request.path
-    if not may_call(principal, request.method, canonical, request.path):
-        raise ApiError(403, f"{principal.role} {principal.name!r} may not {request.method} this")
+    audited = authenticator.audit is not None and request.method not in SAFE_METHODS
     if principal.role == "proxy":
-        await authenticator.check_proxy_scope(request, principal)
-    request[PRINCIPAL_KEY] = principal
-    return await handler(request)
+        audited = False  # sidecars' own lease and stream traffic, not configuration
+    status = 500
+    try:
+        if not may_call(principal, request.method, canonical, request.path):
+            raise ApiError(
+                403, f"{principal.role} {principal.name!r} may not {request.method} this"
+            )
+        if principal.role == "proxy":
+            await authenticator.check_proxy_scope(request, principal)
+        request[PRINCIPAL_KEY] = principal
+        response = await handler(request)
+        status = response.status
+        return response
+    except ApiError as exc:
+        status = exc.status
+        raise
+    finally:
+        if audited and authenticator.audit is not None:
+            authenticator.audit(
+                {
+                    "time": authenticator.wall_clock(),
+                    "who": principal.name,
+                    "role": principal.role,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                }
+            )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import os
 import ssl
 import tempfile
 import time
@@ -70,6 +72,7 @@ class Security:
         self.wall_clock = wall_clock
         self.held: dict[str, HeldCertificate] = {}
         self.on_bundle_change: Callable[[], None] = lambda: None
+        self.audit_path: Path | None = None  # <data-dir>/audit.log: who changed what
 
     @classmethod
     def open(
@@ -84,7 +87,20 @@ class Security:
     ) -> Security:
         ca = MeshCA.open(data_dir / "ca", trust_domain, ca_cert=ca_cert, ca_key=ca_key)
         credentials = Credentials.open(data_dir / "credentials", time.time())
-        return cls(ca, credentials, mtls=mtls, cert_ttl_seconds=cert_ttl_seconds)
+        security = cls(ca, credentials, mtls=mtls, cert_ttl_seconds=cert_ttl_seconds)
+        security.audit_path = data_dir / "audit.log"
+        return security
+
+    def audit(self, event: dict[str, Any]) -> None:
+        """Append one change (who, role, method, path, status) as a JSON line (0600 file)."""
+        if self.audit_path is None:
+            return
+        line = json.dumps({**event, "time": _rfc3339(float(event["time"]))}) + "\n"
+        fd = os.open(self.audit_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     # what the snapshot carries ------------------------------------------------------------
 

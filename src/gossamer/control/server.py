@@ -184,7 +184,9 @@ class ControlServer:
         security_routes: list[web.RouteDef] = []
         on_heartbeat = None
         if self.security is not None:
-            app[AUTHENTICATOR_KEY] = Authenticator(self.security.credentials, self.wall_clock)
+            app[AUTHENTICATOR_KEY] = Authenticator(
+                self.security.credentials, self.wall_clock, audit=self.security.audit
+            )
             security_routes = SecurityApi(self.security, self.connected_proxies).routes()
             on_heartbeat = self._heartbeat_report
         proxies = ProxyApi(

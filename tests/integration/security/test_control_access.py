@@ -3,6 +3,7 @@ CSR → SVID with the identity from the token (never the CSR), tokens never echo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,7 @@ class Mesh:
         self.server = server
         self.base = f"http://127.0.0.1:{server.port}"
         self.admin = (data / "credentials" / "admin.token").read_text().strip()
+        self.data = data
 
     async def call(
         self, method: str, path: str, token: str | None = None, body: Any = None, **kw: Any
@@ -94,6 +96,15 @@ async def test_viewer_reads_only_and_admin_changes_are_recorded(mesh: Mesh) -> N
     assert (await mesh.call("POST", "/api/v1/tokens", viewer, {"service": "x"}))[0] == 403
     status, _ = await mesh.call("POST", "/api/v1/apply", mesh.admin, {"documents": [SERVICE]})
     assert status == 200
+    # Every change is recorded with who made it (refused ones too), never a secret.
+    audit = (mesh.data / "audit.log").read_text().splitlines()
+    events = [json.loads(line) for line in audit]
+    assert {"who": "bob", "role": "viewer", "method": "POST", "path": "/api/v1/apply",
+            "status": 403} in [{k: e[k] for k in ("who", "role", "method", "path", "status")}
+                               for e in events]  # fmt: skip
+    assert events[-1]["who"] == "admin" and events[-1]["status"] == 200
+    assert mesh.admin.split(".", 1)[1] not in "\n".join(audit)
+    assert oct((mesh.data / "audit.log").stat().st_mode & 0o777) == "0o600"
 
 
 async def test_sidecar_token_scope(mesh: Mesh) -> None:

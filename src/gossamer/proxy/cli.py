@@ -198,6 +198,12 @@ def parse_args(argv: list[str]) -> ProxyConfig:
         otlp_endpoint=ns.otlp_endpoint,
     )
     cfg.upstreams = [(cfg.service_key(name), port) for name, port in ns.upstream]
+    from gossamer.proxy.bootstrap import BootstrapError, read_token
+
+    try:
+        read_token(cfg.token, cfg.token_file)  # a bad token file stops us here, clearly
+    except BootstrapError as exc:
+        build_parser(mode).error(str(exc))
     return cfg
 
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.bootstrap import (
     LOCAL_TOKEN_TTL,
-    BootstrapError,
     local_admin_token,
     read_token,
 )
@@ -101,10 +100,12 @@ class WorkloadSecurity:
                     f"no token given: used the local admin credential to obtain a token "
                     f"scoped to {key} (id {answer.get('id')})"
                 )
-            elif status == 404:
+            elif status in (404, 405):
                 self.log("the control plane has no credentials API: talking without a token")
             else:
-                raise BootstrapError(f"the control plane refused a token for {key}: {status}")
+                # e.g. an admin.token left by another control plane: say so, carry on (the
+                # control plane answers 401 until the sidecar is given a token).
+                self.log(f"the local admin credential was refused ({status}); give --token")
             self.credentials_ready.set()
             return
 

@@ -128,7 +128,12 @@ def test_live_metrics_from_real_sidecars(
         "mTLS"
     )
 
+    page.screenshot(path=str(screenshot_dir / "topology-live-1280.png"))
+
     page.goto(f"{seeded.url}/#/service/default/web")
+    # Each real sidecar holds an SVID from the mesh CA (24 h by default).
+    cert = page.locator('tr[data-instance] [data-cell="cert"]')
+    expect(cert.first).to_contain_text(re.compile(r"expires in 2[34]h"))
     chart = page.locator("#chart-rps")
     expect(chart.locator("path.series")).to_have_attribute("d", re.compile(r"^M.*L"), timeout=8000)
     expect(page.locator("#chart-success .latest")).to_contain_text("success 100.0%")

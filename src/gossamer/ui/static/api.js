@@ -89,6 +89,7 @@ export const canaryCommand = (ns, name, command) => call("POST", `${canaryPath(n
 
 export const listKind = (kind) => call("GET", `/api/v1/${pluralOf(kind)}`);
 export const listProxies = () => call("GET", "/api/v1/proxies");
+export const listIdentities = () => call("GET", "/api/v1/identities");
 
 export function resourcePath(kind, namespace, name) {
   const ns = encodeURIComponent(namespace);

@@ -2,7 +2,7 @@
 // watch stream; poll the proxy listing and the golden metrics), and redrawing the current
 // page when the mesh changes.
 import {
-  ApiError, KINDS, followWatch, listKind, listProxies, loadSession, logout, metricsEdges,
+  ApiError, KINDS, followWatch, listIdentities, listKind, listProxies, loadSession, logout, metricsEdges,
   metricsServices, session, setUnauthorizedHandler,
 } from "./api.js";
 import { h } from "./dom.js";
@@ -187,6 +187,12 @@ async function pollProxies(gen) {
       model.changed();
     } catch {
       // the watch loop reports connection trouble; keep the last listing
+    }
+    try {
+      const held = await listIdentities(); // the SVIDs the CA signed, per proxy
+      model.identities = new Map((held.items || []).map((i) => [i.proxy, i]));
+    } catch {
+      // no CA on an embedded control plane (404): the page says "—"
     }
     await new Promise((resolve) => setTimeout(resolve, PROXY_POLL_MS));
   }

@@ -1,7 +1,7 @@
 // One service: charts of its golden metrics over the last minutes, its instances (address,
 // labels, health, proxy snapshot version), routes, policies.
 import { lineChart } from "./chart.js";
-import { badge, h, labelsText, link, table } from "./dom.js";
+import { badge, h, labelsText, link, relativeTime, table } from "./dom.js";
 import { HISTORY_MS, formatPercent, formatRate, formatSeconds } from "./metrics.js";
 import { dump } from "./js-yaml.mjs";
 import { healthOf, instancesOf, policiesOf, proxiesById, proxyStaleness, routesOf } from "./model.js";
@@ -13,6 +13,16 @@ function snapshotCell(proxy, latest) {
   if (!proxy) return "no stream";
   const lag = proxy.ackedVersion == null ? "not acked" : `acked ${proxy.ackedVersion}`;
   return `${lag} / latest ${latest}`;
+}
+
+/** When the instance's SVID expires; a soon or past expiry is said as trouble. */
+function certCell(held, now) {
+  const notAfter = held ? Date.parse(held.notAfter) : NaN;
+  if (!Number.isFinite(notAfter)) return h("td", { dataset: { cell: "cert" } }, "—");
+  const left = notAfter - now;
+  const when = left <= 0 ? `expired ${relativeTime(notAfter, now)}` : `expires in ${relativeTime(now - left, now).replace(" ago", "")}`;
+  const tone = left <= 0 ? "bad" : left < 3600_000 ? "warn" : "ok";
+  return h("td", { dataset: { cell: "cert" }, title: `${held.spiffeId}, not after ${held.notAfter}` }, badge(when, tone));
 }
 
 function instanceRows(ctx, instances) {
@@ -33,6 +43,7 @@ function instanceRows(ctx, instances) {
       h("td", {}, badge(health, health === "unhealthy" ? "bad" : "ok"), stale ? badge(stale, "warn") : null),
       h("td", {}, spec.proxy || "—"),
       h("td", {}, snapshotCell(proxy, ctx.model.proxies.latest)),
+      certCell(spec.proxy ? ctx.model.identities.get(spec.proxy) : null, now),
     );
   });
 }
@@ -108,7 +119,7 @@ export function render(ctx, [namespace, name]) {
       {},
       table(
         "Instances",
-        ["Instance", "Address", "Version", "Labels", "Health", "Proxy", "Snapshot"],
+        ["Instance", "Address", "Version", "Labels", "Health", "Proxy", "Snapshot", "Certificate"],
         instanceRows(ctx, instances),
         { id: "instances-table" },
       ),

@@ -67,7 +67,7 @@ const trafficText = (t) => `${formatRate(t.rps)} rps · ${formatPercent(t.succes
 function edgeWords(e) {
   const via = e.routes.size ? ` via ${[...e.routes].join(", ")}` : "";
   const live = e.traffic
-    ? `: ${trafficText(e.traffic)} ok (${healthTone(e.traffic.successRate, e.traffic.requests)})${e.traffic.mtls ? ", mTLS" : ", not all mTLS"}`
+    ? `: ${trafficText(e.traffic)} success (${healthTone(e.traffic.successRate, e.traffic.requests)})${e.traffic.mtls ? ", mTLS" : ", not all mTLS"}`
     : ": no traffic measured";
   return `${e.from} → ${e.to}${via}${live}`;
 }
@@ -76,7 +76,7 @@ export function render(ctx) {
   const graph = withTraffic(topology(ctx.model), ctx.metrics.edges);
   const { positions, width, height } = layout(graph);
   const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
-    markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
+    markerWidth: 8, markerHeight: 8, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
   const edges = graph.edges.map((e) => {
     const a = positions.get(e.from);
     const b = positions.get(e.to);

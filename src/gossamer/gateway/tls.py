@@ -10,6 +10,7 @@ theirs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 import tempfile
@@ -40,6 +41,14 @@ def cert_names(cert_pem: bytes) -> list[str]:
     except x509.ExtensionNotFound:
         cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         return [str(cns[0].value).lower()] if cns else []
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _stamp(path: str) -> tuple[int, int, int]:
@@ -111,8 +120,8 @@ class CertSet:
     def _pick(
         self, sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
-        if server_name is None:
-            return None  # no SNI: the first certificate
+        if server_name is None or _is_ip(server_name):
+            return None  # no SNI (or an IP, which RFC 6066 forbids there): the first certificate
         ctx = self.context_for(server_name)
         if ctx is None:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME

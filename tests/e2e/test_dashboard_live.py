@@ -226,8 +226,32 @@ def test_a_canary_under_real_traffic_is_watched_until_promoted(
     )
     expect(page.locator("#canary-actions button")).to_have_count(0)  # nothing left to do
     page.screenshot(path=str(screenshot_dir / "canary-promoted-1280.png"), full_page=True)
+    # The sidecars' own numbers show the shift: version v2 now takes the web's traffic.
+    page.goto(f"{seeded.url}/#/service/default/web")
+    v2 = page.locator('#subsets-table tr[data-subset="version=v2"]')
+    expect(v2.locator('[data-cell="rps"]')).not_to_have_text("—")
+    assert number_in(v2.locator('[data-cell="rps"]').inner_text()) > 0
     _, doc = seeded.call("GET", "/api/v1/namespaces/default/canaries/web-v2/status")
     assert doc["status"]["phase"] == "Promoted"
     assert all(
         h["canary"] is None or h["canary"]["errorRate"] == 0 for h in doc["status"]["history"]
     )
+
+
+def test_the_canary_form_is_labelled_and_keyboard_usable(page: Any, seeded: Mesh) -> None:
+    open_page(page, seeded, "#/canary")
+    page.focus("#canary-name")
+    seen = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.id"))
+    for control in ("canary-service", "canary-steps", "canary-minRequests", "canary-review-button"):
+        assert control in seen, seen
+    for control in page.locator("#canary-form input, #canary-form select").all():
+        control_id = control.get_attribute("id")
+        assert page.locator(f'label[for="{control_id}"]').count() == 1, control_id
+    page.focus("#canary-review-button")
+    page.keyboard.press("Enter")  # empty name and service: said at the fields, focus goes there
+    expect(page.locator("#canary-name-error")).to_contain_text("DNS label")
+    expect(page.locator("#canary-service-error")).to_contain_text("pick the service")
+    expect(page.locator("#canary-name")).to_be_focused()

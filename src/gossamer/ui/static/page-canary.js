@@ -129,7 +129,8 @@ function overview(ctx) {
     }
   }
 
-  const form = h("form.card.canary-form", { id: "canary-form", "aria-labelledby": "canary-form-title", on: { submit: onReview } },
+  const form = h("form.card.canary-form", { id: "canary-form", noValidate: true, "aria-labelledby": "canary-form-title",
+    on: { submit: onReview } },
     h("h2", { id: "canary-form-title" }, "Start a canary"),
     h("div.fields",
       {},

@@ -95,6 +95,20 @@ function charts(ctx, key) {
   );
 }
 
+/** What each subset (version) served: shows a weight change or a canary taking traffic. */
+function subsetTable(ctx, key) {
+  const m = ctx.metrics.of(key);
+  const rows = Object.entries((m && m.subsets) || {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([subset, s]) => h("tr", { dataset: { subset } },
+      h("th", { scope: "row" }, subset || "(no version label)"),
+      h("td.num", { dataset: { cell: "rps" } }, formatRate(s.rps)),
+      h("td.num", { dataset: { cell: "share" } }, m.requests ? formatPercent(s.requests / m.requests) : "—"),
+      h("td.num", {}, formatPercent(s.successRate)),
+      h("td.num", {}, formatSeconds(s.p99))));
+  return h("div.scroll", {}, table("By version (last 30 s)", ["Subset", "RPS", "Share", "Success", "p99"], rows, { id: "subsets-table" }));
+}
+
 export function render(ctx, [namespace, name]) {
   const instances = instancesOf(ctx.model, namespace, name);
   const routes = routesOf(ctx.model, namespace, name);
@@ -114,6 +128,7 @@ export function render(ctx, [namespace, name]) {
     h("h2", {}, "Golden metrics"),
     h("p.note", {}, "Each point is the last 30 s as callers saw them, read every 2 s while this page is open."),
     charts(ctx, `${namespace}/${name}`),
+    subsetTable(ctx, `${namespace}/${name}`),
     h(
       "div.scroll",
       {},

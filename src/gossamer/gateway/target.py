@@ -147,11 +147,14 @@ class GatewayTarget:
             kept = [h for h in ex.head.headers if h[0] not in policy.api_headers]
             ex.head.headers = kept + decision.add
             claims = decision.claims
-        if not self._rate_limit(ex, route_key, claims):
+        limited = self._rate_limit(ex, route_key, claims)
+        if limited is None:
             return
         self.outbound.route_to(ex, view, host)
-        if self.hsts is not None:
-            ex.response_ops = (*ex.response_ops, self.hsts)
+        # After routing: the route's own ResponseHeaderModifier plans are set by then.
+        edge_ops = (*limited, self.hsts) if self.hsts is not None else limited
+        if edge_ops:
+            ex.response_ops = (*ex.response_ops, *edge_ops)
 
     async def _load_keys(
         self,
@@ -166,11 +169,14 @@ class GatewayTarget:
             return
         self._authenticate(ex, *then)
 
-    def _rate_limit(self, ex: Exchange, route_key: str, claims: Any) -> bool:
+    def _rate_limit(
+        self, ex: Exchange, route_key: str, claims: Any
+    ) -> tuple[HeaderOps, ...] | None:
+        """None when refused (answered 429); else the RateLimit-* response headers."""
         key = self.listener.rate_limit.get(route_key)
         limiters = self.state.policies.limits.get(key) if key is not None else None
         if not limiters:
-            return True
+            return ()
         now = time.monotonic()
         tightest = None
         for limiter in limiters:
@@ -178,14 +184,16 @@ class GatewayTarget:
             verdict = limiter.take(f"{route_key}|{client}", now)
             if not verdict.allowed:
                 ex.fail(429, RATE_LIMITED, headers_for(verdict))
-                return False
+                return None
             if tightest is None or verdict.remaining < tightest.remaining:
                 tightest = verdict
-        if tightest is not None:
-            lines = headers_for(tightest).split(b"\r\n")
-            pairs = tuple(tuple(line.split(b": ", 1)) for line in lines if line)
-            ex.response_ops = (*ex.response_ops, HeaderOps(set=pairs))  # type: ignore[arg-type]
-        return True
+        if tightest is None:
+            return ()
+        lines = headers_for(tightest).split(b"\r\n")
+        pairs = tuple(
+            (name, value) for name, _, value in (ln.partition(b": ") for ln in lines if ln)
+        )
+        return (HeaderOps(set=pairs),)
 
     def _client_key(self, ex: Exchange, spec: LimitSpec, claims: Any) -> str:
         if spec.key_type == "Header":

@@ -75,7 +75,9 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
         route("wild", "*.b.example.com", [to("ratings", "/")]),
         route("secure", "jwt.example.com", [to("reviews", "/")]),
         route("keyed", "keys.example.com", [to("reviews", "/")]),
-        route("limited", "limit.example.com", [to("ratings", "/")]),
+        route("limited", "limit.example.com", [{**to("ratings", "/"), "filters": [
+            {"type": "ResponseHeaderModifier",
+             "responseHeaderModifier": {"set": [{"name": "x-route", "value": "limited"}]}}]}]),
         doc("AuthPolicy", "jwt", {
             "targetRefs": [{"kind": "HTTPRoute", "name": "secure"}],
             "jwt": [{"name": "test", "issuer": ISSUER, "audiences": ["edge"],
@@ -230,6 +232,7 @@ async def test_rate_limit_headers_and_two_replicas(edge: Edge) -> None:
                for _ in range(12)]  # fmt: skip
     assert [a.status for a in answers] == [200] * 10 + [429] * 2
     assert answers[0].headers[b"ratelimit-limit"] == b"10"
+    assert answers[0].headers[b"x-route"] == b"limited"  # the route's filters and ours
     assert answers[9].headers[b"ratelimit-remaining"] == b"0"
     refused = answers[10]
     assert int(refused.headers[b"retry-after"]) >= 1 and b"ratelimit-reset" in refused.headers

@@ -37,6 +37,7 @@ ENDPOINTS: list[Endpoint] = [
     ("post", "/api/v1/proxies/{id}/ack", "Acknowledge a version", None, None, False),
     ("post", "/api/v1/proxies/{id}/watch", "Add services to the view", None, None, False),
     ("post", "/api/v1/proxies/{id}/telemetry", "Push measured telemetry", None, None, False),
+    ("get", "/api/v1/proxies/{id}/gateway", "A gateway's view (long poll)", None, None, False),
     ("get", "/api/v1/metrics/services", "Golden metrics per service", None, None, False),
     ("get", "/api/v1/metrics/edges", "Golden metrics per caller edge", None, None, False),
     ("get", "/api/v1/metrics/top", "Busiest paths of a service", None, None, False),

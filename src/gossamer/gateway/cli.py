@@ -26,6 +26,7 @@ class GatewayConfig:
     report_interval: float = 5.0
     drain_grace: float = 5.0
     cert_check: float = 1.0  # seconds between certificate file checks
+    max_body: int = 8 * 1024 * 1024  # a larger declared Content-Length is answered 413
 
 
 def _override(text: str) -> tuple[str, int]:
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="proxies in front of the gateway whose X-Forwarded-For is kept")  # fmt: skip
     p.add_argument("--access-log", default="-", metavar="PATH|-|off",
                    help="JSON access log lines (default: stdout)")  # fmt: skip
+    p.add_argument("--max-body", default=8 * 1024 * 1024, type=int,
+                   help="largest request body in bytes (Content-Length; 413 beyond)")  # fmt: skip
     p.add_argument("--report-interval", default=5.0, type=parse_duration)
     p.add_argument("--drain-grace", default=5.0, type=parse_duration)
     return p
@@ -81,6 +84,7 @@ def parse_args(argv: list[str]) -> GatewayConfig:
         access_log=None if ns.access_log == "off" else ns.access_log,
         report_interval=ns.report_interval,
         drain_grace=ns.drain_grace,
+        max_body=ns.max_body,
     )
 
 

@@ -234,7 +234,7 @@ class Gateway:
             def make(tg: asyncio.TaskGroup, outbound: Any, item: ListenerView = item) -> Any:
                 return GatewayTarget(
                     self.holder, outbound, item, self, tg, fetch,
-                    trusted_proxies=self.cfg.trusted_proxies,
+                    trusted_proxies=self.cfg.trusted_proxies, max_body=self.cfg.max_body,
                 )  # fmt: skip
 
             ssl = certs.outer if certs is not None else None

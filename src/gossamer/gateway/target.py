@@ -30,6 +30,7 @@ from gossamer.proxy.state import SnapshotHolder
 UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
+BODY_TOO_LARGE = "body_too_large"
 _INTERNAL_PREFIX = b"x-gossamer-"
 _FORWARDED = (b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"forwarded")
 
@@ -69,6 +70,7 @@ class GatewayTarget:
         fetch: Callable[[str], Awaitable[bytes]],
         trusted_proxies: int = 0,
         https_port: int | None = None,
+        max_body: int = 8 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.holder = holder
@@ -78,6 +80,7 @@ class GatewayTarget:
         self.task_group = task_group
         self.fetch = fetch
         self.trusted_proxies = trusted_proxies
+        self.max_body = max_body
         self.https_port = https_port
         self.clock = clock  # wall clock: JWT exp/nbf are epoch seconds
         self.hsts = (
@@ -99,6 +102,9 @@ class GatewayTarget:
         head = ex.head
         if self.listener.https_redirect and self.listener.protocol == "HTTP":
             self._redirect(ex)
+            return
+        if head.content_length is not None and head.content_length > self.max_body:
+            ex.fail(413, BODY_TOO_LARGE)  # closes: the body is left unread
             return
         try:
             target, path = normalise_target(head.target)

@@ -98,7 +98,8 @@ async def start_gateway(procs: Procs, control: Proc, tmp: Path, name: str) -> Pr
             "--control", f"http://127.0.0.1:{control.port('port')}",
             "--listener-port", "https=0", "--listener-port", "http=0",
             "--listener-port", "redirect=0", "--stats-port", "0",
-            "--access-log", str(tmp / f"{name}-access.log"), "--report-interval", "0"]  # fmt: skip
+            "--access-log", str(tmp / f"{name}-access.log"), "--report-interval", "0",
+            "--max-body", "4096"]  # fmt: skip
     gw = await procs.spawn(name, argv)
     await gw.wait_ready(b"gossamer-gateway ready")
     return gw
@@ -176,6 +177,9 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
     smuggle = (b"GET /reviews HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")  # fmt: skip
     assert (await get(edge.port("http"), "a.example.com", "/", raw=smuggle)).status == 400
+    big = b"POST /reviews HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5000\r\n\r\n"
+    too_large = await get(edge.port("http"), "a.example.com", "/", raw=big)
+    assert too_large.status == 413 and too_large.headers[b"x-gossamer-reason"] == b"body_too_large"
     access_log = edge.tmp / "gateway-access.log"
     async with asyncio.timeout(10):  # the access log flushes about once a second
         while True:

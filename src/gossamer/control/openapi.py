@@ -17,6 +17,7 @@ ENDPOINTS: list[Endpoint] = [
     ("get", "/readyz", "Readiness: store open, serving", None, None, False),
     ("get", "/openapi.json", "This document", None, None, False),
     ("get", "/api/v1/version", "Version and protocols served", None, None, False),
+    ("get", "/api/v1/session", "Who is logged in; the session's CSRF token", None, None, False),
     ("post", "/api/v1/apply", "Server-side apply, all-or-nothing", "ApplyRequest", None, False),
     ("post", "/api/v1/delete", "Delete many, all-or-nothing", "DeleteRequest", None, False),
     ("get", "/api/v1/watch", "Stream of store changes (NDJSON)", None, None, True),

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossamer.gateway.cors import Cors
 from gossamer.gateway.jose import Expectations, Key, TokenError, parse_jwks, verify
 
 Fetch = Callable[[str], Awaitable[bytes]]
@@ -121,6 +122,8 @@ class AuthPolicy:
         self.api_name_header = (api.get("forwardNameHeader") or "").encode() if api else b""
         self.api_keys = {k["sha256"]: k["name"] for k in api["keys"]} if api else {}
         self.api_headers = frozenset({self.api_header} if self.api_header else ())
+        self.cors = Cors(spec["cors"]) if spec.get("cors") else None
+        self.requires_credentials = bool(self.providers or self.api_keys)
         self.require = {k: tuple(v) for k, v in (spec.get("requireClaims") or {}).items()}
         # Headers we set: a client must never get to send them itself.
         names = {h for p in self.providers for _, h in p.claim_headers}

@@ -17,6 +17,7 @@ from typing import Any
 
 from gossamer.gateway.auth import AuthPolicy, Decision, KeySource
 from gossamer.gateway.config import GatewayView, HostTable, ListenerView, normalize_host
+from gossamer.gateway.cors import Cors
 from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_for
 from gossamer.proxy.filters import HeaderOps
 from gossamer.proxy.http import errors
@@ -31,6 +32,8 @@ UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
 BODY_TOO_LARGE = "body_too_large"
+CORS_PREFLIGHT = "cors_preflight"
+CORS_REFUSED = "cors_refused"
 _INTERNAL_PREFIX = b"x-gossamer-"
 _FORWARDED = (b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"forwarded")
 
@@ -130,11 +133,17 @@ class GatewayTarget:
     def _authenticate(self, ex: Exchange, view: ServiceView, route_key: str, host: str) -> None:
         auth_key = self.listener.auth.get(route_key)
         claims: Any = {}
+        cors_ops: tuple[HeaderOps, ...] = ()
         if auth_key is not None:
             policy = self.state.policies.auth.get(auth_key)
             if policy is None:
                 ex.fail(503, errors.NO_HEALTHY_ENDPOINT)  # policy not loaded yet: fail closed
                 return
+            if policy.cors is not None:
+                cors_ops, answered = self._cors(ex, policy.cors)
+                if answered:
+                    return
+        if auth_key is not None and policy.requires_credentials:
             now = self.clock()
             stale = policy.missing_keys(now)
             if stale:
@@ -158,9 +167,23 @@ class GatewayTarget:
             return
         self.outbound.route_to(ex, view, host)
         # After routing: the route's own ResponseHeaderModifier plans are set by then.
-        edge_ops = (*limited, self.hsts) if self.hsts is not None else limited
+        edge_ops = (*limited, *cors_ops, self.hsts) if self.hsts else (*limited, *cors_ops)
         if edge_ops:
             ex.response_ops = (*ex.response_ops, *edge_ops)
+
+    def _cors(self, ex: Exchange, cors: Cors) -> tuple[tuple[HeaderOps, ...], bool]:
+        """(response headers to add, whether the request was answered here: a preflight)."""
+        origin = ex.head.header(b"origin")
+        if origin is None:
+            return (), False
+        allowed = cors.allowed(origin)
+        if ex.head.method == b"OPTIONS" and ex.head.header(b"access-control-request-method"):
+            if allowed:
+                ex.fail(200, CORS_PREFLIGHT, cors.preflight_lines(origin))
+            else:
+                ex.fail(403, CORS_REFUSED)
+            return (), True
+        return ((cors.response_ops(origin),) if allowed else ()), False
 
     async def _load_keys(
         self,

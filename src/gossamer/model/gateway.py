@@ -159,17 +159,56 @@ class APIKeyAuth(Strict):
         return None if value is None else value.lower()
 
 
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+DEFAULT_METHODS: tuple[Method, ...] = ("GET", "POST")
+_ORIGIN = re.compile(r"^(\*|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
+
+
+class CORSPolicy(Strict):
+    allowOrigins: list[str] = Field(min_length=1, max_length=64)
+    allowMethods: list[Method] = Field(default_factory=lambda: list(DEFAULT_METHODS))
+    allowHeaders: list[str] = Field(default_factory=list, max_length=64)
+    exposeHeaders: list[str] = Field(default_factory=list, max_length=64)
+    maxAge: int = Field(default=600, ge=0, le=86400)
+    allowCredentials: bool = False
+
+    @field_validator("allowOrigins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _ORIGIN.match(value):
+                raise ValueError(
+                    f"origin {value!r}: use '*', https://host[:port] or https://*.domain"
+                )
+        return values
+
+    @field_validator("allowHeaders", "exposeHeaders")
+    @classmethod
+    def _headers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _HEADER_NAME.match(value):
+                raise ValueError(f"{value!r} is not an HTTP header name")
+        return values
+
+    @model_validator(mode="after")
+    def _credentials(self) -> CORSPolicy:
+        if self.allowCredentials and "*" in self.allowOrigins:
+            raise ValueError("allowCredentials needs explicit origins, not '*'")
+        return self
+
+
 class AuthPolicySpec(Strict):
     targetRefs: list[PolicyTargetRef] = Field(min_length=1)
     jwt: list[JWTProvider] = Field(default_factory=list, max_length=8)
     apiKey: APIKeyAuth | None = None
+    cors: CORSPolicy | None = None  # preflights are answered before authentication
     # Tokens must carry all of these claims (name -> allowed values), else 403.
     requireClaims: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _some(self) -> AuthPolicySpec:
-        if not self.jwt and self.apiKey is None:
-            raise ValueError("an AuthPolicy needs jwt providers or apiKey")
+        if not self.jwt and self.apiKey is None and self.cors is None:
+            raise ValueError("an AuthPolicy needs jwt providers, apiKey or cors")
         return self
 
 

@@ -127,13 +127,18 @@ class Client:
         return x509.load_der_x509_certificate(der).serial_number
 
     async def get(
-        self, host: str, path: str, headers: dict[str, str] | None = None, raw: bytes = b""
+        self,
+        host: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        raw: bytes = b"",
+        method: str = "GET",
     ) -> Answer:
         if self.conn is None:
             await self.open()
         assert self.conn is not None
         reader, writer = self.conn
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         writer.write(raw or ("\r\n".join(lines) + "\r\n\r\n").encode())
         parser = _Parser()

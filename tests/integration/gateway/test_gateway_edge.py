@@ -85,7 +85,9 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
                      "claimToHeaders": [{"claim": "sub", "header": "x-user"}]}]}),
         doc("AuthPolicy", "keys", {
             "targetRefs": [{"kind": "HTTPRoute", "name": "keyed"}],
-            "apiKey": {"keys": [{"name": "ci", "key": API_KEY}]}}),
+            "apiKey": {"keys": [{"name": "ci", "key": API_KEY}]},
+            "cors": {"allowOrigins": ["https://*.app.test"], "allowHeaders": ["x-api-key"],
+                     "allowMethods": ["GET", "PUT"], "maxAge": 60}}),
         doc("RateLimitPolicy", "limit", {
             "targetRefs": [{"kind": "HTTPRoute", "name": "limited"}],
             "limits": [{"requests": 10, "per": "1m",
@@ -228,6 +230,20 @@ async def test_jwt_and_api_keys(edge: Edge) -> None:
     assert seen["x-api-key-name"] == "ci" and "x-api-key" not in seen
     assert (await get(port, "keys.example.com", "/", headers={"X-Api-Key": "x" * 20})).status == 401
     assert (await get(port, "keys.example.com", "/")).status == 401
+    # CORS: preflights are answered at the edge (no credentials), allowed origins only.
+    preflight = {"Origin": "https://web.app.test", "Access-Control-Request-Method": "PUT"}
+    pre = await get(port, "keys.example.com", "/", headers=preflight, method="OPTIONS")
+    assert (
+        pre.status == 200 and pre.headers[b"access-control-allow-origin"] == b"https://web.app.test"
+    )
+    assert pre.headers[b"access-control-allow-methods"] == b"GET, PUT"
+    assert pre.headers[b"access-control-allow-headers"] == b"x-api-key"
+    evil = {**preflight, "Origin": "https://app.test.evil.org"}
+    assert (await get(port, "keys.example.com", "/", headers=evil, method="OPTIONS")).status == 403
+    simple = await get(port, "keys.example.com", "/",
+                       headers={"X-Api-Key": API_KEY, "Origin": "https://web.app.test"})  # fmt: skip
+    assert simple.status == 200 and simple.headers[b"vary"] == b"Origin"
+    assert simple.headers[b"access-control-allow-origin"] == b"https://web.app.test"
 
 
 async def test_rate_limit_headers_and_two_replicas(edge: Edge) -> None:

@@ -10,6 +10,7 @@ from jwtkit import SigningKey, jwks
 from gossamer.control.gateway_compiler import compile_gateway, intersect
 from gossamer.gateway.auth import AuthPolicy
 from gossamer.gateway.config import find_host, normalize_host
+from gossamer.gateway.cors import Cors
 from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_for
 from gossamer.gateway.runtime import parse_duration_text
 from gossamer.model import parse_document
@@ -158,3 +159,18 @@ def test_compiled_view_attaches_routes_and_policies() -> None:
     route = web["hosts"]["api.example.com"][0]
     assert route["match"]["path"] == {"type": "PathPrefix", "value": "/v1"}
     assert compile_gateway(docs, "default", "missing") is None
+
+
+def test_cors_origins_and_headers() -> None:
+    cors = Cors({"allowOrigins": ["https://*.app.test", "http://localhost:3000"],
+                 "allowCredentials": True, "exposeHeaders": ["x-total"]})  # fmt: skip
+    assert cors.allowed(b"https://a.app.test") and cors.allowed(b"https://a.b.app.test")
+    assert cors.allowed(b"http://localhost:3000")
+    assert not cors.allowed(b"https://app.test") and not cors.allowed(b"http://a.app.test")
+    assert not cors.allowed(b"https://a.app.test.evil.org")
+    lines = cors.preflight_lines(b"https://a.app.test")
+    assert b"access-control-allow-credentials: true\r\n" in lines
+    assert b"access-control-allow-methods: GET, POST\r\n" in lines
+    headers = cors.response_ops(b"https://a.app.test").apply([(b"vary", b"Accept")])
+    assert (b"access-control-expose-headers", b"x-total") in headers
+    assert (b"vary", b"Accept,Origin") in headers

@@ -100,7 +100,21 @@ COLUMNS: dict[str, list[Column]] = {
     "MeshConfig": [
         ("OUTBOUND", _str("spec", "outboundTrafficPolicy", default="ALLOW_ANY"), False),
     ],
+    "AuthorizationPolicy": [
+        ("ACTION", _str("spec", "action", default="ALLOW"), False),
+        ("SELECTOR", lambda d: _selector(d) or "(namespace)", False),
+        ("RULES", lambda d: str(len(dig(d, "spec", "rules", default=[]) or [])), False),
+    ],
+    "PeerAuthentication": [
+        ("MODE", _str("spec", "mtls", "mode", default="STRICT"), False),
+        ("SELECTOR", lambda d: _selector(d) or "(namespace)", False),
+    ],
 }
+
+
+def _selector(doc: Doc) -> str:
+    labels = dig(doc, "spec", "selector", "matchLabels", default={}) or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def resource_table(

@@ -36,6 +36,10 @@ def test_explain_authz_names_the_deciding_policy(cli: Cli) -> None:
     none = cli("explain", "authz", "--from", "frontend", "--to", "reviews", "GET", "/admin")
     assert none.code == 0 and "ALLOWED: no AuthorizationPolicy selects" in none.out
     assert cli("apply", "-f", "-", stdin=POLICIES).code == 0
+    listed = cli("get", "authz")
+    assert listed.code == 0 and "ACTION" in listed.out and "SELECTOR" in listed.out
+    row = next(line for line in listed.out.splitlines() if line.startswith("deny-admin"))
+    assert row.split()[1:4] == ["DENY", "service=reviews", "1"], row
 
     admin = cli(
         "explain", "authz", "--from", "frontend", "--to", "reviews", "GET", "/x/%2e%2e/admin"

@@ -56,6 +56,10 @@ async def test_fails_closed_until_the_first_snapshot(inbound: Any) -> None:
     assert response.startswith(b"HTTP/1.1 403 ") and reason(response) == b"rbac_denied"
     install(plane, own_entry([]))
     assert (await get(port, request("/x//y/../z"))).endswith(b"/x/z")  # normalised
+    absolute = b"GET http://reviews/a/%2e%2e/b HTTP/1.1\r\nHost: reviews\r\n\r\n"
+    assert (await get(port, absolute)).endswith(b"/b")
+    asterisk = await get(port, b"OPTIONS * HTTP/1.1\r\nHost: reviews\r\n\r\n")
+    assert asterisk.startswith(b"HTTP/1.1 200 ") and asterisk.endswith(b"*")
 
 
 async def test_policies_principals_and_paths(inbound: Any) -> None:

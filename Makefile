@@ -17,9 +17,9 @@ install: $(VENV)/.installed
 
 # Debian packages the tests use: benchmark peers (HAProxy, nginx, wrk) and Chromium for the
 # dashboard's browser tests. Installed with apt when run as root.
-DEB_PACKAGES := haproxy nginx-light wrk chromium prometheus
+DEB_PACKAGES := haproxy nginx-light wrk nghttp2-client chromium prometheus
 system-deps:
-	@missing=""; for b in haproxy nginx wrk chromium prometheus promtool; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	@missing=""; for b in haproxy nginx wrk h2load chromium prometheus promtool; do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
@@ -40,6 +40,7 @@ test: install system-deps lint typecheck unit
 	$(MAKE) --no-print-directory bench QUICK=1
 
 bench: install system-deps
+	$(if $(QUICK),,@$(PY) -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q -e '.[bench]')
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
 soak: install

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import report
 from bench.dataplane import FULL, QUICK
+from bench.latency import FULL_LATENCY, QUICK_LATENCY
 from bench.procs import HarnessError, ProcessSet, cpu_count
 from bench.suite import run_dataplane
 
@@ -33,23 +34,48 @@ def _version(cmd: list[str]) -> str:
     return text[0] if text else "?"
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _module_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return f"{name} missing"
+
+
 def _meta(quick: bool) -> dict[str, Any]:
     commit = _version(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"])
-    versions = "; ".join(
-        (
-            _version(["haproxy", "-v"]).split(" - ")[0],
-            _version(["nginx", "-v"]),
-            _version(["wrk", "-v"]).split(" Copyright")[0],
-            f"Python {platform.python_version()}",
-        )
-    )
+    peers = {
+        "haproxy": _version(["haproxy", "-v"]).split(" - ")[0],
+        "nginx": _version(["nginx", "-v"]),
+        "wrk": _version(["wrk", "-v"]).split(" Copyright")[0],
+        "openssl": _version(["openssl", "version"]),
+        "python": f"Python {platform.python_version()}",
+        "python_packages": ", ".join(
+            _module_version(m) for m in ("uvloop", "httptools", "cryptography", "hdrhistogram")
+        ),
+    }
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ"),
         "host": socket.gethostname(),
         "cpus": cpu_count(),
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "quick": quick,
         "commit": commit,
-        "versions": versions,
+        "peers": peers,
+        "versions": "; ".join(peers.values()),
         # gossamer's processes inherit it (python -O: asserts off)
         "pythonoptimize": os.environ.get("PYTHONOPTIMIZE") or None,
     }
@@ -61,7 +87,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print("data plane:", flush=True)
         async with ProcessSet(workdir / "dataplane") as procs:
             atexit.register(procs.kill_now)  # if the loop dies before the `async with` ends
-            results["dataplane"] = await run_dataplane(procs, QUICK if args.quick else FULL)
+            settings, latency = (QUICK, QUICK_LATENCY) if args.quick else (FULL, FULL_LATENCY)
+            results["dataplane"] = await run_dataplane(procs, settings, latency)
     if args.only in (None, "control"):
         from bench.control import run_control
 
@@ -82,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None and args.only != "control":
         print("wrk is not installed (make system-deps)", file=sys.stderr)
         return 2
+    missing = [tool for tool in ("haproxy", "nginx", "h2load") if not _installed(tool)]
+    if missing:
+        print(
+            f"bench: not installed: {', '.join(missing)} (make system-deps installs them as "
+            "root: apt-get install haproxy nginx-light wrk nghttp2-client); a missing peer "
+            "is skipped",
+            file=sys.stderr,
+        )
     workdir = Path(tempfile.mkdtemp(prefix="gossamer-bench-"))
     workdir.chmod(0o755)  # nginx workers run unprivileged when the bench runs as root
     try:
@@ -108,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def _installed(tool: str) -> bool:
+    return shutil.which(tool) is not None or Path("/usr/sbin", tool).exists()
+
+
 def _failures(results: dict[str, Any]) -> list[str]:
     out = []
     dataplane = results.get("dataplane") or {}
-    for measure in ("fixed_rate", "throughput"):
+    for measure in ("fixed_rate", "throughput", "open_loop"):
         for row in dataplane.get(measure, []):
             if row.get("failed"):
                 errors = row.get("error") or row.get("errors")

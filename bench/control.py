@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,14 +29,14 @@ class ControlSettings:
     services: int
     instances_per_service: int
     batch: int  # documents per apply request
-    subscribers: int
+    subscribers: tuple[int, ...]  # one fleet of each size, in turn
     watch_per_subscriber: int
     changes: int
     compile_repeats: int
 
 
-FULL = ControlSettings(1000, 10, 1000, 1000, 10, 20, 20)
-QUICK = ControlSettings(100, 10, 1000, 50, 10, 3, 3)
+FULL = ControlSettings(1000, 10, 1000, (1000, 5000), 10, 20, 20)
+QUICK = ControlSettings(100, 10, 1000, (50,), 10, 3, 3)
 
 
 def service_name(i: int) -> str:
@@ -148,17 +149,26 @@ def _measure(name: str, value: float, unit: str, goal: str = "") -> dict[str, An
 
 
 async def measure_fanout(
-    control: ControlPlane, settings: ControlSettings
+    control: ControlPlane, settings: ControlSettings, count: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """One fleet of `count` simulated proxies: connect, time the changes, disconnect."""
+    _raise_fd_limit(4 * count + 1024)  # two sockets per subscriber, here and in the children
     services = [f"{NAMESPACE}/{service_name(i)}" for i in range(settings.services)]
-    lists = watch_lists(settings.subscribers, services, settings.watch_per_subscriber)
+    lists = watch_lists(count, services, settings.watch_per_subscriber)
     # Every simulated proxy presents one token scoped to their service, as sidecars do.
     token = await control.sidecar_token(SUBSCRIBER_SERVICE)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    subscribers = [Subscriber(f"sim-{i:04d}", w) for i, w in enumerate(lists)]
+    subscribers = [Subscriber(f"sim{count}-{i:05d}", w) for i, w in enumerate(lists)]
     fleet = Fleet(control.url, subscribers, SUBSCRIBER_SERVICE, headers)
     with _pinned_to(DRIVER_CORE):
         return await _fanout(fleet, control, settings)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @contextlib.contextmanager
@@ -210,30 +220,35 @@ async def _fanout(
                 task.cancel()
     if failures:
         return [], failures
-    n = settings.subscribers
+    n = len(fleet.subscribers)
+    ack_goal = "< 1000 ms" if n <= 1000 else ""  # the issue's goal is for 1,000
     return [
         _measure(f"connect {n} subscribers, all snapshots ACKed", connect_seconds, "s"),
         _measure(
             f"change → last ACK, {n} subscribers, p50 of {len(latencies)}",
             percentile(latencies, 50) * 1000,
             "ms",
-            "< 1000 ms",
+            ack_goal,
         ),
         _measure(
             f"change → last ACK, {n} subscribers, p99",
             percentile(latencies, 99) * 1000,
             "ms",
-            "< 1000 ms",
+            ack_goal,
         ),
         _measure(
-            f"change → last delta received, p50 of {len(receipt_latencies)}",
+            f"change → last delta received, {n} subscribers, p50 of {len(receipt_latencies)}",
             percentile(receipt_latencies, 50) * 1000,
             "ms",
         ),
-        _measure("simulator CPU per change (bench process)", median(client_cpu) * 1000, "ms"),
-        _measure("control-plane RSS before subscribers", rss_before, "MiB"),
+        _measure(
+            f"simulator CPU per change, {n} subscribers (bench process)",
+            median(client_cpu) * 1000,
+            "ms",
+        ),
+        _measure(f"control-plane RSS before {n} subscribers", rss_before, "MiB"),
         _measure(f"control-plane RSS with {n} subscribers", rss_after, "MiB"),
-        _measure("memory per subscriber", (rss_after - rss_before) / n, "MiB", "≤ 0.5 MB"),
+        _measure(f"memory per subscriber ({n})", (rss_after - rss_before) / n, "MiB", "≤ 0.5 MB"),
     ], failures
 
 
@@ -259,9 +274,10 @@ async def run_control(procs: ProcessSet, quick: bool) -> dict[str, Any]:
             ),
         ]
         measures += await measure_compile(session, url, settings)
-        fanout, problems = await measure_fanout(control, settings)
-        measures += fanout
-        failures += problems
+        for count in settings.subscribers:
+            fanout, problems = await measure_fanout(control, settings, count)
+            measures += fanout
+            failures += problems
     for row in measures:
         print(f"  {row['measure']}: {row['value']} {row['unit']}", flush=True)
     return {

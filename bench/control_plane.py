@@ -63,11 +63,16 @@ class ControlPlane:
         return str(created["token"]).split("#", 1)[0]
 
 
-async def start_control(procs: ProcessSet, core: int | None) -> ControlPlane:
-    data_dir = procs.workdir / "control-data"
+async def start_control(
+    procs: ProcessSet, core: int | None, mtls: str | None = None, name: str = "control"
+) -> ControlPlane:
+    """`mtls`: the mesh-wide mode (strict | permissive | disable); None: the default."""
+    data_dir = procs.workdir / f"{name}-data"
     data_dir.mkdir(exist_ok=True)
     cmd = gossamer_cmd("control", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir))
-    started, line = await procs.start_ready("control", cmd, CONTROL_READY, core=core)
+    if mtls is not None:
+        cmd += ["--mtls", mtls]
+    started, line = await procs.start_ready(name, cmd, CONTROL_READY, core=core)
     return ControlPlane(started, control_url(line), token_headers(data_dir))
 
 

@@ -27,7 +27,7 @@ class DataplaneSettings:
     throughput_connections: int
 
 
-FULL = DataplaneSettings(("1k", "64k"), 1000, 10, 3, 20, 5, 5, 32)
+FULL = DataplaneSettings(("1k", "64k"), 1000, 6, 2, 20, 5, 3, 32)
 QUICK = DataplaneSettings(("1k",), 1000, 1, 1, 20, 1, 1, 16)
 
 
@@ -122,6 +122,11 @@ async def fixed_rate_rounds(
             )
             runs[topology.name].add(result, cpu, peak_rss)
     return [_fixed_rate_row(t, body, settings, runs[t.name]) for t in topologies]
+
+
+def loaded_pids(topology: Topology) -> list[int]:
+    """Every process of the topology's sidecars (nginx workers, taskset's children)."""
+    return _tree(topology.proxy_pids)
 
 
 def _tree(roots: Sequence[int]) -> list[int]:

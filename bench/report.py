@@ -35,6 +35,36 @@ THROUGHPUT_COLUMNS = (
     ("runs", "runs"),
     ("failed_runs", "failed"),
 )
+OPEN_LOOP_COLUMNS = (
+    ("proxy", "proxy"),
+    ("path", "path"),
+    ("load", "load"),
+    ("rate", "req/s due"),
+    ("achieved_rps", "req/s done"),
+    ("s_p50", "svc p50"),
+    ("s_p90", "svc p90"),
+    ("s_p99", "svc p99"),
+    ("s_p999", "svc p99.9"),
+    ("l_p50", "due p50"),
+    ("l_p99", "due p99"),
+    ("l_p999", "due p99.9"),
+    ("slip_p99", "slip p99"),
+    ("schedule", "schedule kept"),
+    ("cpu_us_per_req", "CPU µs/req"),
+    ("error", "errors"),
+)
+ADDED_COLUMNS = (
+    ("proxy", "proxy"),
+    ("path", "path"),
+    ("load", "load"),
+    ("service_p50", "svc p50"),
+    ("service_p90", "svc p90"),
+    ("service_p99", "svc p99"),
+    ("service_p999", "svc p99.9"),
+    ("latency_p50", "due p50"),
+    ("latency_p99", "due p99"),
+    ("latency_p999", "due p99.9"),
+)
 CONTROL_COLUMNS = (("measure", "measure"), ("value", "value"), ("unit", "unit"), ("goal", "goal"))
 
 
@@ -75,11 +105,54 @@ def ratio_table(rows: Sequence[Row], metrics: Sequence[tuple[str, str]]) -> str:
     return table(out_rows, columns)
 
 
+def open_loop_rows(rows: Sequence[Row]) -> list[Row]:
+    """Flatten the generator's nested percentiles (ms) for the table."""
+    out = []
+    for row in rows:
+        flat = dict(row)
+        for prefix, kind in (("s", "service_ms"), ("l", "latency_ms")):
+            for key, value in row[kind].items():
+                flat[f"{prefix}_{key}"] = value
+        flat["slip_p99"] = row["slip_ms"]["p99"]
+        flat["schedule"] = "yes" if row["schedule_kept"] else f"no ({row['late']:,} late)"
+        out.append(flat)
+    return out
+
+
+def _open_loop_section(dataplane: Row) -> list[str]:
+    rows = open_loop_rows(dataplane["open_loop"])
+    knee = dataplane.get("knee")
+    parts = ["", "## Data plane: latency at fixed rates (open loop, 1 KiB)", ""]
+    if knee:
+        parts += [
+            f"Knee (slowest proxy's closed-loop median): {knee['proxy']} {knee['path']}, "
+            f"{knee['rps_median']:,} req/s. Times in ms: `svc` from the write (service time), "
+            "`due` from the request's due time (counts waiting: coordinated omission "
+            "corrected), `slip` how late the generator wrote with a connection free.",
+            "",
+        ]
+    parts.append(table(rows, OPEN_LOOP_COLUMNS))
+    parts += ["", "Latency added over direct at the same load (ms; proxy minus direct):", ""]
+    parts.append(table(dataplane.get("added_latency", []), ADDED_COLUMNS))
+    base = [r for r in rows if r["load"].endswith(" rps")]  # the goal's rate
+    if base:
+        parts += ["", f"Ratios at {base[0]['load']} (gossamer ÷ peer, same run):", ""]
+        parts.append(
+            ratio_table(
+                base,
+                (("cpu_us_per_req", "CPU/req"), ("s_p50", "svc p50"), ("s_p99", "svc p99")),
+            )
+        )
+    return parts
+
+
 def markdown(results: Row) -> str:
     meta = results["meta"]
     parts = [f"# gossamer benchmark {meta['date']} on {meta['host']}", ""]
     parts.append(
-        f"{meta['cpus']} CPUs, mode {'quick' if meta['quick'] else 'full'}, "
+        f"{meta['cpus']} CPUs ({meta.get('cpu_model', '?')}, kernel {meta.get('kernel', '?')}, "
+        f"load average at start {meta.get('load_average', '?')}), "
+        f"mode {'quick' if meta['quick'] else 'full'}, "
         f"commit {meta.get('commit') or '?'}; {meta.get('versions', '')}"
         + (f"; PYTHONOPTIMIZE={meta['pythonoptimize']}" if meta.get("pythonoptimize") else "")
     )
@@ -103,6 +176,8 @@ def markdown(results: Row) -> str:
                 (("rps_median", "req/s"), ("cpu_us_per_req_median", "CPU/req")),
             )
         )
+        if dataplane.get("open_loop"):
+            parts += _open_loop_section(dataplane)
         for note in dataplane.get("notes", []):
             parts += ["", f"- {note}"]
     control = results.get("control")
@@ -126,26 +201,7 @@ def write(results: Row, directory: Path) -> tuple[Path, Path]:
 
 
 def chart(results: Row, path: Path) -> Path | None:
-    """A PNG of fixed-rate CPU per request and max throughput, when matplotlib is installed."""
-    try:
-        import matplotlib  # type: ignore[import-not-found, unused-ignore]
+    """Added latency against load (bench/chart.py), when matplotlib is installed."""
+    from bench.chart import chart as draw
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    dataplane = results.get("dataplane")
-    if not dataplane:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, rows, key, title in (
-        (axes[0], dataplane["fixed_rate"], "cpu_us_per_req", "CPU µs per request"),
-        (axes[1], dataplane["throughput"], "rps_median", "max req/s (median)"),
-    ):
-        shown = [r for r in rows if r.get(key) is not None]
-        ax.barh([f"{r['proxy']} {r['path']} {r['body']}" for r in shown], [r[key] for r in shown])
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return draw(results, path)

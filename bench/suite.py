@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from bench import gossamer_mesh
+from bench.certs import write_certs
 from bench.dataplane import (
     LOAD_CORE,
     PROXY_CORE,
@@ -14,9 +15,18 @@ from bench.dataplane import (
     fixed_rate_rounds,
     throughput_runs,
 )
+from bench.latency import LatencySettings, added_over_direct, knee, latency_runs, rates
 from bench.peers import BODY_SIZES, prepare_workdir, start_upstream
 from bench.procs import HarnessError, ProcessSet
-from bench.topology import PATHS, PEERS, Topology, available_peers, direct, peer_topology
+from bench.topology import (
+    PATHS,
+    PEERS,
+    TLS_PATH,
+    Topology,
+    available_peers,
+    direct,
+    peer_topology,
+)
 
 
 async def preflight(topology: Topology, body: str) -> None:
@@ -42,9 +52,12 @@ async def start_topologies(procs: ProcessSet, notes: list[str]) -> list[Topology
     peers = available_peers()
     for missing in sorted(set(PEERS) - set(peers)):
         notes.append(f"{missing} is not installed: skipped (make system-deps)")
+    certs = write_certs(procs.workdir / "tls")
     for peer in peers:
-        for path in PATHS:
-            topologies.append(await peer_topology(procs, peer, path, upstream_port, PROXY_CORE))
+        for path in (*PATHS, TLS_PATH):
+            topologies.append(
+                await peer_topology(procs, peer, path, upstream_port, PROXY_CORE, certs)
+            )
     skipped = gossamer_mesh.unavailable()
     if skipped:
         notes.append(f"gossamer skipped: {skipped}")
@@ -53,7 +66,9 @@ async def start_topologies(procs: ProcessSet, notes: list[str]) -> list[Topology
     return topologies
 
 
-async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[str, Any]:
+async def run_dataplane(
+    procs: ProcessSet, settings: DataplaneSettings, latency: LatencySettings
+) -> dict[str, Any]:
     notes: list[str] = []
     topologies = await start_topologies(procs, notes)
     for topology in topologies:
@@ -69,17 +84,38 @@ async def run_dataplane(procs: ProcessSet, settings: DataplaneSettings) -> dict[
         for row in await throughput_runs(procs, topologies, body, settings):
             _print_progress("throughput", row)
             throughput.append(row)
+    slowest = knee(throughput, latency.body)
+    loads = rates(latency, float(slowest["rps_median"]) if slowest else None)
+    open_loop = await latency_runs(procs, topologies, loads, latency)
     notes.append(
         f"fixed rate: wrk -t1 -c{settings.rate_connections} paced to {settings.rate:g} req/s, "
         f"{settings.rate_rounds} x {settings.rate_seconds:g} s per topology, alternating "
         f"(latency: median over the rounds); throughput: wrk -t1 -c{settings.throughput_connections}, "
         f"{settings.throughput_runs} x {settings.throughput_seconds:g} s per topology, alternating; "
-        f"proxies pinned to core {PROXY_CORE}, wrk and upstream nginx to core {LOAD_CORE}"
+        f"proxies pinned to core {PROXY_CORE}, wrk and upstream nginx to core {LOAD_CORE}",
+    )
+    notes.append(
+        f"open loop: bench/openloop.py, {latency.connections} connections, "
+        f"{latency.seconds:g} s (+{latency.warmup:g} s unrecorded) per topology and load, "
+        f"alternating, on core {LOAD_CORE}; knee = slowest proxy's closed-loop median "
+        + (
+            f"({slowest['proxy']} {slowest['path']} {latency.body}: {slowest['rps_median']:,} req/s)"
+            if slowest
+            else "(none measured: only the base rate)"
+        )
+    )
+    notes.append(
+        f"{TLS_PATH}: the sidecar-to-sidecar leg is mutual TLS 1.3, default suites, ECDSA P-256 "
+        "(peers: a bench CA from bench/certs.py; gossamer: its mesh CA, mTLS strict)"
     )
     return {
         "settings": settings.__dict__,
         "fixed_rate": fixed,
         "throughput": throughput,
+        "knee": slowest,
+        "latency_settings": latency.__dict__,
+        "open_loop": open_loop,
+        "added_latency": added_over_direct(open_loop),
         "notes": notes,
     }
 

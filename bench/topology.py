@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.peers import binary, start_haproxy, start_nginx
+from bench.certs import BenchCerts
+from bench.peers import binary, haproxy_tls, nginx_tls, start_haproxy, start_nginx
 from bench.procs import ProcessSet, Started
 
 PATHS = ("one-hop", "mesh")
+TLS_PATH = "mesh-tls"  # the mesh path with TLS 1.3 (mutual) between the two sidecars
 PEERS = ("haproxy", "nginx")
 SERVICE_HOST = "bench-app"  # the Host header every client sends (gossamer routes on it)
 
@@ -39,27 +41,47 @@ def direct(upstream_port: int) -> Topology:
 
 
 async def peer_topology(
-    procs: ProcessSet, peer: str, path: str, upstream_port: int, core: int | None
+    procs: ProcessSet,
+    peer: str,
+    path: str,
+    upstream_port: int,
+    core: int | None,
+    certs: BenchCerts | None = None,
 ) -> Topology:
-    """A sidecar pair of `peer` (HAProxy or nginx) configured like gossamer's."""
+    """A sidecar pair of `peer` (HAProxy or nginx) configured like gossamer's; on TLS_PATH the
+    leg between the two sidecars is mutual TLS 1.3 with `certs`."""
     tag = f"{peer}-{path}"
     next_port = upstream_port
     proxies: list[Started] = []
-    if path == "mesh":
-        inbound, next_port = await _start_peer(procs, peer, f"{tag}-inbound", next_port, core)
+    tls = certs if path == TLS_PATH else None
+    if path in ("mesh", TLS_PATH):
+        inbound, next_port = await _start_peer(
+            procs, peer, f"{tag}-inbound", next_port, core, _tls(peer, tls, "inbound")
+        )
         proxies.append(inbound)
-    outbound, port = await _start_peer(procs, peer, f"{tag}-outbound", next_port, core)
+    outbound, port = await _start_peer(
+        procs, peer, f"{tag}-outbound", next_port, core, _tls(peer, tls, "outbound")
+    )
     proxies.insert(0, outbound)
     return Topology(peer, path, port, proxies=proxies)
 
 
+def _tls(peer: str, certs: BenchCerts | None, side: str) -> dict[str, str]:
+    return haproxy_tls(certs, side) if peer == "haproxy" else nginx_tls(certs, side)
+
+
 async def _start_peer(
-    procs: ProcessSet, peer: str, name: str, next_port: int, core: int | None
+    procs: ProcessSet,
+    peer: str,
+    name: str,
+    next_port: int,
+    core: int | None,
+    tls: dict[str, str],
 ) -> tuple[Started, int]:
     if peer == "haproxy":
-        return await start_haproxy(procs, name, next_port, core)
+        return await start_haproxy(procs, name, next_port, core, tls)
     if peer == "nginx":
-        return await start_nginx(procs, name, "nginx_sidecar.conf", core, next_port)
+        return await start_nginx(procs, name, "nginx_sidecar.conf", core, next_port, tls)
     raise ValueError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
 
 

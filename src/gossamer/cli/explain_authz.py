@@ -47,6 +47,10 @@ def explain_authz(
     if not isinstance(entry, dict):
         return [f"{key}: not in the control plane's view"], False
     lines = [f"to {key} from {principal or '(no identity: plaintext)'}"]
+    mtls = entry.get("mtls", "STRICT")
+    if principal is None and mtls == "STRICT":
+        lines.append("mTLS STRICT: a plaintext caller is refused before any policy is checked")
+        return lines, False
     try:
         forwarded, path = normalise_target(target.encode("utf-8"))
     except (PathError, UnicodeEncodeError) as exc:

@@ -63,6 +63,7 @@ def test_explain_authz_names_the_deciding_policy(cli: Cli) -> None:
     assert stranger.code == 1
     plaintext = cli("explain", "authz", "--to", "reviews", "GET", "/api")
     assert plaintext.code == 1 and "(no identity: plaintext)" in plaintext.out
+    assert "mTLS STRICT: a plaintext caller is refused" in plaintext.out
 
     bad = cli("explain", "authz", "--from", "frontend", "--to", "reviews", "GET", "/a%2Fadmin")
     assert bad.code == 1 and "400 bad_path" in bad.out

@@ -7,7 +7,14 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-from gossamer.proxy.cli import DEFAULT_CONTROL, _dns_label, parse_duration, parse_port
+from gossamer.proxy.cli import (
+    DEFAULT_CONTROL,
+    _dns_label,
+    _fraction,
+    _otlp_endpoint,
+    parse_duration,
+    parse_port,
+)
 
 
 @dataclass
@@ -27,6 +34,8 @@ class GatewayConfig:
     drain_grace: float = 5.0
     cert_check: float = 1.0  # seconds between certificate file checks
     max_body: int = 8 * 1024 * 1024  # a larger declared Content-Length is answered 413
+    trace_sampling: float = 0.01
+    otlp_endpoint: str | None = None
 
 
 def _override(text: str) -> tuple[str, int]:
@@ -63,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON access log lines (default: stdout)")  # fmt: skip
     p.add_argument("--max-body", default=8 * 1024 * 1024, type=int,
                    help="largest request body in bytes (Content-Length; 413 beyond)")  # fmt: skip
+    p.add_argument("--trace-sampling", default=0.01, type=_fraction)
+    p.add_argument("--otlp-endpoint", default=None, type=_otlp_endpoint,
+                   help="OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (tracing on)")  # fmt: skip
     p.add_argument("--report-interval", default=5.0, type=parse_duration)
     p.add_argument("--drain-grace", default=5.0, type=parse_duration)
     return p
@@ -85,6 +97,8 @@ def parse_args(argv: list[str]) -> GatewayConfig:
         report_interval=ns.report_interval,
         drain_grace=ns.drain_grace,
         max_body=ns.max_body,
+        trace_sampling=ns.trace_sampling,
+        otlp_endpoint=ns.otlp_endpoint,
     )
 
 

@@ -82,6 +82,7 @@ class Gateway:
             service=cfg.name, app_port=1, namespace=cfg.namespace, control=cfg.control,
             proxy_id=cfg.proxy_id, token=cfg.token, token_file=cfg.token_file,
             access_log=cfg.access_log, report_interval=cfg.report_interval,
+            trace_sampling=cfg.trace_sampling, otlp_endpoint=cfg.otlp_endpoint,
         )  # fmt: skip
         self.workload = WorkloadSecurity(
             proxy_cfg, self.client, self.security, lambda: (self.sink.wire or {}).get("mesh"), log

@@ -22,7 +22,7 @@ from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_fo
 from gossamer.proxy.filters import HeaderOps
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
-from gossamer.proxy.outbound.target import OutboundTarget
+from gossamer.proxy.outbound.target import OutboundTarget, Routed
 from gossamer.proxy.paths import PathError, normalise_target
 from gossamer.proxy.routing import match_route
 from gossamer.proxy.snapshot import ServiceView
@@ -166,10 +166,23 @@ class GatewayTarget:
         if limited is None:
             return
         self.outbound.route_to(ex, view, host)
+        self._name_destination(ex)
         # After routing: the route's own ResponseHeaderModifier plans are set by then.
         edge_ops = (*limited, *cors_ops, self.hsts) if self.hsts else (*limited, *cors_ops)
         if edge_ops:
             ex.response_ops = (*ex.response_ops, *edge_ops)
+
+    def _name_destination(self, ex: Exchange) -> None:
+        """Telemetry and retry budgets belong to the backend service, not to the virtual
+        host the route was found in (its key is the gateway's own)."""
+        routed = ex.route
+        snap = self.holder.current
+        if not isinstance(routed, Routed) or snap is None:
+            return
+        target = snap.services.get(routed.backend.key)
+        if target is not None and target is not routed.view:
+            routed.view = target
+            target.retry_budget.record_request(ex.client.loop.time())
 
     def _cors(self, ex: Exchange, cors: Cors) -> tuple[tuple[HeaderOps, ...], bool]:
         """(response headers to add, whether the request was answered here: a preflight)."""

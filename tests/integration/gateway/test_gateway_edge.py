@@ -190,6 +190,11 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
             await asyncio.sleep(0.1)
     line = next(ln for ln in access_log.read_text().splitlines() if "/reviews/1" in ln)
     assert json.loads(line)["status"] == 200
+    async with aiohttp.ClientSession() as http:  # metrics like a sidecar's, mTLS shown
+        async with http.get(f"http://127.0.0.1:{edge.gateway.port('stats')}/metrics") as resp:
+            metrics = await resp.text()
+    served = [ln for ln in metrics.splitlines() if ln.startswith("gossamer_requests_total{")]
+    assert any('dst_service="default/reviews"' in ln and 'code="200"' in ln for ln in served)
 
 
 async def test_jwt_and_api_keys(edge: Edge) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gossamer.proxy.authz import (
     ALLOWED_BY_RULE,
@@ -214,3 +216,57 @@ def test_match(pattern: str, value: str, expected: bool) -> None:
 def test_malformed_wire_names_the_field(wire: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_policies(wire, "authz")
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+PATTERNS = st.sampled_from(["/admin", "/admin/*", "/api*", "*.css", "*", "/x"])
+METHODS = st.sampled_from(["GET", "POST", "DELETE", "*"])
+PRINCIPALS = st.sampled_from(["*", "cluster.local/ns/default/*", "*/sa/batch", FRONTEND])
+OPERATIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "paths": st.lists(PATTERNS, min_size=1, max_size=2),
+        "notPaths": st.lists(PATTERNS, min_size=1, max_size=2),
+        "methods": st.lists(METHODS, min_size=1, max_size=2),
+    },
+)
+SOURCES = st.fixed_dictionaries(
+    {}, optional={"principals": st.lists(PRINCIPALS, min_size=1, max_size=2)}
+)
+RULES = st.fixed_dictionaries(
+    {},
+    optional={
+        "from": st.lists(SOURCES, min_size=1, max_size=2),
+        "to": st.lists(OPERATIONS, min_size=1, max_size=2),
+    },
+)
+POLICIES = st.lists(
+    st.builds(
+        lambda i, action, rules: {"name": f"default/p{i}", "action": action, "rules": rules},
+        st.integers(0, 99),
+        st.sampled_from(["ALLOW", "DENY"]),
+        st.lists(RULES, max_size=3),
+    ),
+    max_size=4,
+)
+REQUESTS = st.tuples(
+    st.sampled_from([None, FRONTEND, BATCH]),
+    st.sampled_from(["GET", "POST", "DELETE"]),
+    st.sampled_from(["/", "/admin", "/admin/x", "/api/v1", "/site.css", "/x"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(POLICIES, REQUESTS)
+def test_deny_wins_and_order_does_not_matter(wire: list[dict[str, Any]], req: Any) -> None:
+    principal, method, path = req
+    decision = decide(wire, principal, method, path)
+    assert decide(list(reversed(wire)), principal, method, path).allowed == decision.allowed
+    # Adding a DENY that matches everything always denies; adding an ALLOW that matches
+    # everything allows whatever no DENY refused.
+    assert not decide([*wire, policy("all", "DENY", rules=[{}])], principal, method, path).allowed
+    with_allow = decide([*wire, policy("any", rules=[{}])], principal, method, path)
+    assert with_allow.allowed == (decision.allowed or decision.code == DENIED_NO_MATCH)
+    if not wire:
+        assert decision.allowed

@@ -180,7 +180,7 @@ async def test_on_demand_discovery_through_a_sidecar_that_declared_nothing(procs
     port = client.port("outbound")
     status, _, body, conn = await http_get(port, "echo", "/first")  # watched on first use
     assert status == 200 and b'"instance": "echo-1"' in body
-    status, headers, _, _ = await http_get(port, "nosuch.default", "/", conn)
+    status, headers, _, _ = await http_get(port, "nosuch.default.svc", "/", conn)
     assert (status, headers.get(b"x-gossamer-reason")) == (404, b"unknown_service")
     async with httpx.AsyncClient() as http:
         config = (await http.get(f"http://127.0.0.1:{client.port('admin')}/config")).json()

@@ -164,3 +164,23 @@ async def test_a_report_lost_while_the_control_plane_is_down_is_folded_into_the_
         )
     (item,) = body["items"]
     assert item["requests"] == 8 and abs(item["successRate"] - 5 / 8) < 1e-9
+
+
+async def test_a_stopping_reporter_sends_what_it_has_left(control: ControlServer) -> None:
+    stats = Stats("default/client")
+    key = ("outbound", "default/client", "default/echo", "", -1, "", False)
+    http = HttpClient(Endpoint.parse(f"http://127.0.0.1:{control.port}"))
+    reporter = Reporter(stats, http, "client-2", interval=3600.0)
+    task = asyncio.create_task(reporter.run())
+    for _ in range(4):
+        stats._count(key, 200, "", 0.001)
+    await asyncio.sleep(0)  # the reporter is waiting for its (hour-long) interval
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reporter.delivered == 1
+    async with aiohttp.ClientSession() as session:
+        body = await get_json(
+            session, f"http://127.0.0.1:{control.port}/api/v1/metrics/services?service=echo"
+        )
+    assert body["items"][0]["requests"] == 4

@@ -10,6 +10,7 @@ series, however long the control plane is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from gossamer.proxy.telemetry.stats import Stats
 
 TOP_PATHS = 20
+FINAL_REPORT_SECONDS = 1.0
 DEFAULT_INTERVAL = 5.0
 
 # What was last reported per series: (codes, counts, total seconds).
@@ -138,6 +140,13 @@ class Reporter:
         return False
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.report_once()
+        """Report every interval until cancelled; then one last report (bounded in time), so
+        what a stopping sidecar served is counted too."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                await self.report_once()
+        except asyncio.CancelledError:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.report_once(), FINAL_REPORT_SECONDS)
+            raise

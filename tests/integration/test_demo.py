@@ -54,6 +54,21 @@ def get_via_proxy(proxy_port: int, url: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
+def get_with_token(port: int, path: str, token: str) -> tuple[int, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: demo\r\nAuthorization: Bearer {token}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
 def test_demo_serves_through_the_mesh_and_stops_cleanly(tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [*GOSSAMER, "demo", "--data-dir", str(tmp_path), "--rps", "3"],
@@ -83,8 +98,15 @@ def test_demo_serves_through_the_mesh_and_stops_cleanly(tmp_path: Path) -> None:
             assert status == 200, body
             page = json.loads(body)
             versions |= {book["review"]["version"] for book in page["shelf"]}
+        # The gateway in front: the JWT route refuses without a token, serves with the
+        # banner's token; the frontend answers through it.
+        edge = ready["gateway"]
+        assert get_via_proxy(int(edge.rsplit(":", 1)[1]), f"{edge}/api/reviews/1")[0] == 401
+        token = banner.split("Authorization: Bearer ", 1)[1].split("'", 1)[0]
+        status, body = get_with_token(int(edge.rsplit(":", 1)[1]), "/api/reviews/1", token)
+        assert status == 200 and json.loads(body)["book"] == 1, body
         children = descendants(demo.pid)
-        assert len(children) >= 9  # control + 4 sidecars + 4 apps
+        assert len(children) >= 10  # control + 4 sidecars + 4 apps + the gateway
     finally:
         demo.send_signal(signal.SIGINT)
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from gossamer.demo.edge import EDGE_PORT, DemoIssuer, banner_lines, edge_documents
 from gossamer.demo.loadgen import LoadGenerator, get_via_proxy
 
 READY_TIMEOUT = 60.0
@@ -59,6 +60,8 @@ class Demo:
     rps: float = 5.0
     up: bool = False
     children: list[Child] = field(default_factory=list)
+    issuer: DemoIssuer = field(default_factory=DemoIssuer)  # signs the edge's demo tokens
+    edge_port: int = 0
 
     @property
     def control_url(self) -> str:
@@ -157,7 +160,23 @@ class Demo:
             child.ready["app"] = app_port
         frontend = children[-1]
         await first_answer(int(frontend.ready["outbound"]))
+        await self.start_edge()
         return frontend
+
+    async def start_edge(self) -> None:
+        """The gateway in front of the mesh (demo/edge.py): a JWT route and a rate limit."""
+        from gossamer.client.control import ControlClient
+        from gossamer.client.credentials import local_admin_token
+
+        admin = local_admin_token(self.data_dir / "control")
+        with ControlClient(self.control_url, token=admin) as client:
+            await asyncio.to_thread(client.apply, edge_documents(self.issuer))
+        self.edge_port = free_port(EDGE_PORT)
+        child = await self.spawn("gateway", gossamer_cmd(
+            "gateway", "--name", "edge", "--control", self.control_url, "--address", "127.0.0.1",
+            "--listener-port", f"http={self.edge_port}", "--stats-port", "0",
+            "--access-log", str(self.data_dir / "logs" / "gateway-access.log")))  # fmt: skip
+        await self.wait_ready(child, b"gossamer-gateway ready")
 
     async def stop(self) -> None:
         """SIGTERM every group (sidecars first, the control plane last), then SIGKILL."""
@@ -206,7 +225,7 @@ gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 
   frontend stats  http://127.0.0.1:{frontend.ready["stats"]}/metrics
   frontend admin  http://127.0.0.1:{frontend.ready["admin"]}/config
   logs            {demo.data_dir / "logs"}
-
+{banner_lines(demo.edge_port, demo.issuer.token())}
 Try next:
   gossamer services
   gossamer endpoints reviews
@@ -225,7 +244,8 @@ async def _until_stopped(demo: Demo, stop: asyncio.Event) -> None:
     print(banner(demo, frontend, mesh_file), flush=True)
     out = frontend.ready["outbound"]
     print(
-        f"gossamer-demo ready control={demo.control_url} frontend-proxy=http://127.0.0.1:{out}",
+        f"gossamer-demo ready control={demo.control_url} frontend-proxy=http://127.0.0.1:{out}"
+        f" gateway=http://127.0.0.1:{demo.edge_port}",
         flush=True,
     )
     load = LoadGenerator("127.0.0.1", int(out), "frontend", demo.rps)

@@ -22,7 +22,7 @@ from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_fo
 from gossamer.proxy.filters import HeaderOps
 from gossamer.proxy.http import errors
 from gossamer.proxy.http.exchange import Exchange
-from gossamer.proxy.outbound.target import OutboundTarget, Routed
+from gossamer.proxy.outbound.target import OutboundTarget, Routed, split_target
 from gossamer.proxy.paths import PathError, normalise_target
 from gossamer.proxy.routing import match_route
 from gossamer.proxy.snapshot import ServiceView
@@ -109,15 +109,17 @@ class GatewayTarget:
         if head.content_length is not None and head.content_length > self.max_body:
             ex.fail(413, BODY_TOO_LARGE)  # closes: the body is left unread
             return
+        # Absolute-form (RFC 9112 3.2.2): its authority is the host, whatever Host says.
+        authority, origin_form = split_target(head.target)
         try:
-            target, path = normalise_target(head.target)
+            target, path = normalise_target(origin_form)
         except PathError:
             ex.fail(400, errors.BAD_PATH)
             return
         ex.upstream_target = target
         policies: Policies = self.state.policies
         head.headers = self._sanitize(head.headers, ex.client.peer_ip, policies)
-        host = normalize_host(head.host)
+        host = normalize_host(authority if authority is not None else head.host)
         table: HostTable | None = self.state.tables.get(self.listener.name)
         view = table.lookup(host) if table is not None else None
         if view is None:
@@ -268,9 +270,10 @@ class GatewayTarget:
         return out
 
     def _redirect(self, ex: Exchange) -> None:
-        host = normalize_host(ex.head.host)
+        authority, origin_form = split_target(ex.head.target)
+        host = normalize_host(authority if authority is not None else ex.head.host)
         port = b"" if self.https_port in (None, 443) else b":%d" % self.https_port
-        location = b"https://" + host.encode() + port + ex.head.target
+        location = b"https://" + host.encode() + port + origin_form
         if b"\r" in location or b"\n" in location:
             ex.fail(400, errors.BAD_REQUEST)
             return

@@ -179,6 +179,9 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
     smuggle = (b"GET /reviews HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")  # fmt: skip
     assert (await get(edge.port("http"), "a.example.com", "/", raw=smuggle)).status == 400
+    absolute = b"GET http://a.example.com/reviews/9 HTTP/1.1\r\nHost: elsewhere.org\r\n\r\n"
+    via_absolute = await get(edge.port("http"), "a.example.com", "/", raw=absolute)
+    assert via_absolute.status == 200 and via_absolute.json()["path"] == "/reviews/9"
     big = b"POST /reviews HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5000\r\n\r\n"
     too_large = await get(edge.port("http"), "a.example.com", "/", raw=big)
     assert too_large.status == 413 and too_large.headers[b"x-gossamer-reason"] == b"body_too_large"

@@ -1,9 +1,10 @@
-"""Gateway vs HAProxy terminating TLS, same machine, same run (not a test: run it by hand).
+"""Gateway vs HAProxy and nginx terminating TLS, same machine, same run (not a test: run it by hand).
 
     .venv/bin/python tests/integration/gateway/bench_edge.py [--seconds 5] [--connections 32]
 
 Upstream: nginx answering a small static body. Paths measured with wrk over keep-alive TLS:
   haproxy   wrk -TLS-> haproxy -> nginx                               (one hop)
+  nginx     wrk -TLS-> nginx (proxy) -> nginx                         (one hop)
   gateway   wrk -TLS-> gossamer gateway -mTLS-> sidecar -> nginx       (the mesh path: two hops)
   sidecar   wrk -> sidecar outbound -mTLS-> sidecar -> nginx           (reference: the mesh hop)
 """
@@ -29,8 +30,13 @@ NGINX_CONF = """
 daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err;
 events {{ worker_connections 1024; }}
 http {{ access_log off;
+  upstream app {{ server 127.0.0.1:{port}; keepalive 64; }}
   server {{ listen 127.0.0.1:{port}; keepalive_requests 100000;
-    location / {{ default_type text/plain; return 200 "ok\\n"; }} }} }}
+    location / {{ default_type text/plain; return 200 "ok\\n"; }} }}
+  server {{ listen 127.0.0.1:{tls_port} ssl; keepalive_requests 100000;
+    ssl_certificate {cert}; ssl_certificate_key {key};
+    location / {{ proxy_pass http://app; proxy_http_version 1.1;
+                  proxy_set_header Connection ""; }} }} }}
 """
 HAPROXY_CONF = """
 global
@@ -70,8 +76,16 @@ async def main(seconds: int, connections: int) -> None:
     (tmp / "edge.pem").write_bytes(
         (tmp / "edge.crt").read_bytes() + (tmp / "edge.key").read_bytes()
     )
-    nginx_port, haproxy_port = free_port(), free_port()
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=nginx_port))
+    nginx_port, haproxy_port, nginx_tls_port = free_port(), free_port(), free_port()
+    (tmp / "nginx.conf").write_text(
+        NGINX_CONF.format(
+            tmp=tmp,
+            port=nginx_port,
+            tls_port=nginx_tls_port,
+            cert=tmp / "edge.crt",
+            key=tmp / "edge.key",
+        )
+    )
     (tmp / "haproxy.cfg").write_text(
         HAPROXY_CONF.format(port=haproxy_port, pem=tmp / "edge.pem", upstream=nginx_port)
     )
@@ -104,6 +118,7 @@ async def main(seconds: int, connections: int) -> None:
         await gw.wait_ready(b"gossamer-gateway ready")
         results = {
             "haproxy (TLS, 1 hop)": wrk(f"https://127.0.0.1:{haproxy_port}/", seconds, connections),
+            "nginx (TLS, 1 hop)": wrk(f"https://127.0.0.1:{nginx_tls_port}/", seconds, connections),
             "gateway (TLS + mTLS hop)": wrk(
                 f"https://127.0.0.1:{gw.port('listener.https')}/", seconds, connections
             ),

@@ -53,8 +53,9 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
                 "spec": spec}  # fmt: skip
 
     parent = [{"kind": "Gateway", "name": "edge"}]
-    certs = [{"kind": "File", "cert": str(tmp / f"{h}.crt"), "key": str(tmp / f"{h}.key")}
-             for h in ("a", "b")]  # fmt: skip
+    # a.example.com from files (reloaded when they change), b.example.com from a Secret.
+    certs = [{"kind": "File", "cert": str(tmp / "a.crt"), "key": str(tmp / "a.key")},
+             {"kind": "Secret", "name": "b-tls"}]  # fmt: skip
 
     def route(name: str, host: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
         return doc("HTTPRoute", name, {"parentRefs": parent, "hostnames": [host], "rules": rules})
@@ -64,6 +65,8 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
         "backendRefs": [{"name": svc}],
     }
     return [
+        doc("Secret", "b-tls", {"cert": (tmp / "b.crt").read_text(),
+                                "key": (tmp / "b.key").read_text()}),
         doc("Service", "reviews", {"ports": [{"port": 9080}]}),
         doc("Service", "ratings", {"ports": [{"port": 9080}]}),
         doc("Gateway", "edge", {"listeners": [
@@ -88,6 +91,9 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
             "apiKey": {"keys": [{"name": "ci", "key": API_KEY}]},
             "cors": {"allowOrigins": ["https://*.app.test"], "allowHeaders": ["x-api-key"],
                      "allowMethods": ["GET", "PUT"], "maxAge": 60}}),
+        doc("RateLimitPolicy", "per-user", {
+            "targetRefs": [{"kind": "HTTPRoute", "name": "secure"}],
+            "limits": [{"requests": 4, "per": "1m", "clientKey": {"type": "Claim", "name": "sub"}}]}),
         doc("RateLimitPolicy", "limit", {
             "targetRefs": [{"kind": "HTTPRoute", "name": "limited"}],
             "limits": [{"requests": 10, "per": "1m",
@@ -209,10 +215,15 @@ async def test_jwt_and_api_keys(edge: Edge) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await get(port, "jwt.example.com", "/", headers={**headers, **(extra or {})})
 
+    rsa_key = edge.keys["RS256"]
     for key in edge.keys.values():
         ok = await call(key.sign(claims), {"X-User": "mallory"})
         assert ok.status == 200, (key.alg, ok.body)
         assert forwarded(ok)["x-user"] == "alice"  # set from the claim; the client's is dropped
+    # Rate limited per JWT subject: alice used 3 of her 4; bob has his own bucket.
+    assert (await call(rsa_key.sign(claims))).status == 200
+    assert (await call(rsa_key.sign(claims))).status == 429
+    assert (await call(rsa_key.sign({**claims, "sub": "bob"}))).status == 200
     missing = await call(None)
     assert missing.status == 401
     assert missing.headers[b"www-authenticate"].startswith(b'Bearer realm="gossamer"')

@@ -85,13 +85,18 @@ class GatewayApi:
         known = query.get("known", "")
         self.replicas.touch(gateway, proxy_id)
         deadline = time.monotonic() + wait
+        computed_at: tuple[int, int] | None = None  # (revision, replicas) of `digest`
+        digest = ""
         while True:
-            digest, view = await self._view(gateway)
-            if digest != known:
-                return json_response({"hash": digest, "view": view})
+            fanout = self.fanout()
+            inputs = (fanout.state.revision, self.replicas.count(gateway))
+            if inputs != computed_at:  # recompile only when something it depends on moved
+                digest, view = await self._view(gateway)
+                computed_at = inputs
+                if digest != known:
+                    return json_response({"hash": digest, "view": view})
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return json_response({"hash": digest, "unchanged": True})
-            fanout = self.fanout()
             self.replicas.touch(gateway, proxy_id)
             await fanout.wait_for_state(fanout.state.revision + 1, min(RECHECK, remaining))

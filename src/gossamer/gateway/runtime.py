@@ -220,7 +220,10 @@ class Gateway:
     async def _bind(self, view: GatewayView, tg: asyncio.TaskGroup) -> None:
         wanted = {item.name: item for item in view.listeners}
         for name in [n for n in self.listeners if n not in wanted]:
-            self.listeners.pop(name)[1].close()
+            _, gone, gone_certs = self.listeners.pop(name)
+            gone.close()
+            if gone_certs is not None:
+                gone_certs.discard_scratch()
             self.ports.pop(f"listener.{name}", None)
         for name, item in wanted.items():
             current = self.listeners.get(name)
@@ -229,6 +232,8 @@ class Gateway:
                 continue
             if current is not None:
                 current[1].close()
+                if current[2] is not None:
+                    current[2].discard_scratch()
             certs = CertSet(item.certificates) if item.protocol == "HTTPS" else None
             port = self.cfg.port_overrides.get(name, item.port)
 
@@ -314,6 +319,9 @@ class Gateway:
         with contextlib.suppress(Exception):
             await self.dataplane.close()
         await self.stats_server.close()
+        for _, _, certs in self.listeners.values():
+            if certs is not None:
+                certs.discard_scratch()  # private keys from Secrets
         return 0
 
 

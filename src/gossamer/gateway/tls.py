@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,10 @@ class CertSet:
                 by_name.setdefault(name, ctx)
         self.by_name = by_name
         self.stamps = stamps
+
+    def discard_scratch(self) -> None:
+        """Remove the files written for Secret certificates (they hold private keys)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def reload_if_changed(self) -> bool:
         """Re-read changed files; False (keeping the old certificates) when unchanged or

@@ -31,6 +31,7 @@ class SecurityOptions:
     cert_ttl: int
     tls_cert: Path | None
     tls_key: Path | None
+    tls: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -58,7 +59,7 @@ async def _serve(
         cert_ttl_seconds=options.cert_ttl,
     )
     tls = None
-    if options.tls_cert is not None or not is_loopback(host):
+    if options.tls or options.tls_cert is not None or not is_loopback(host):
         # Anything but loopback is served over TLS only: tokens travel in every request.
         tls = control_plane_ssl(security, options.tls_cert, options.tls_key)
     store = open_store(store_url, data_dir)
@@ -123,6 +124,9 @@ def register(app: typer.Typer) -> None:
             help="Serve the API with this certificate (default off loopback: one from the mesh CA).",
         ),
         tls_key: Path | None = typer.Option(None, help="The key of --tls-cert."),
+        tls: bool = typer.Option(
+            False, "--tls", help="Serve TLS on loopback too (always on for other addresses)."
+        ),
     ) -> None:
         """Run the control plane (API, registry, proxy snapshot streams)."""
         host, port = _parse_listen(listen)
@@ -142,6 +146,7 @@ def register(app: typer.Typer) -> None:
             _ttl_seconds(cert_ttl),
             tls_cert,
             tls_key,
+            tls,
         )
 
         try:

@@ -24,8 +24,18 @@ from gossamer.control.credentials import Credentials
 from gossamer.control.errors import ApiError, Handler, read_json_object
 
 PRINCIPAL_KEY = web.RequestKey("principal", object)
+# The trust bundle is public (CA certificates): a sidecar fetches it before sending its
+# token, to check it against the fingerprint the token carries (kubeadm's discovery).
 OPEN_PATHS = frozenset(
-    {"/healthz", "/readyz", "/openapi.json", "/api/v1/version", "/api/v1/login", "/"}
+    {
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/api/v1/version",
+        "/api/v1/login",
+        "/api/v1/trust-bundle",
+        "/",
+    }
 )
 OPEN_PREFIXES = ("/ui/",)  # the dashboard's static assets (its login page is `/`)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -107,13 +108,15 @@ class Endpoint:
     host: str
     port: int
     base_path: str
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"control URL must be http://host[:port], got {url!r}")
-        return cls(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"control URL must be http(s)://host[:port], got {url!r}")
+        tls = parts.scheme == "https"
+        return cls(parts.hostname, parts.port or (443 if tls else 80), parts.path.rstrip("/"), tls)
 
 
 class HttpClient:
@@ -122,6 +125,10 @@ class HttpClient:
     def __init__(self, endpoint: Endpoint, token: str | None = None) -> None:
         self.endpoint = endpoint
         self.token = token
+        # https: the context (pinned to the mesh CA by proxy/bootstrap.py, else the system's)
+        # and a check of the verified peer, run before a byte of the request is sent.
+        self.ssl: ssl.SSLContext | None = None
+        self.check_peer: Callable[[Any], object] | None = None
 
     def _head(self, method: str, path: str, body: bytes | None) -> bytes:
         ep = self.endpoint
@@ -141,9 +148,20 @@ class HttpClient:
         self, method: str, path: str, body: bytes | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            reader, writer = await asyncio.open_connection(self.endpoint.host, self.endpoint.port)
-        except OSError as exc:
+            ctx = self.ssl
+            if ctx is None and self.endpoint.tls:
+                ctx = self.ssl = ssl.create_default_context()
+            reader, writer = await asyncio.open_connection(
+                self.endpoint.host, self.endpoint.port, ssl=ctx
+            )
+        except (OSError, ssl.SSLError) as exc:
             raise ControlError(f"cannot connect to control plane: {exc}") from exc
+        if self.check_peer is not None:
+            try:
+                self.check_peer(writer.get_extra_info("ssl_object"))
+            except ConnectionError as exc:
+                writer.close()
+                raise ControlError(f"control plane identity: {exc}") from exc
         writer.write(self._head(method, path, body) + (body or b""))
         return reader, writer
 

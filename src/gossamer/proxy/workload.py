@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.bootstrap import (
     LOCAL_TOKEN_TTL,
+    bundle_fingerprints,
     local_admin_token,
     read_token,
 )
 from gossamer.proxy.control_client import ControlClient, ControlError, HttpClient
 from gossamer.proxy.mtls import TLS_MODE_LABEL, TLS_MODE_MTLS, MeshSecurity, spiffe_id_of
-from gossamer.proxy.tls import MeshTLS
+from gossamer.proxy.tls import MeshTLS, check_peer
 
 if TYPE_CHECKING:
     from gossamer.proxy.cli import ProxyConfig
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 TOKEN_RETRY_SECONDS = 1.0
+# The control plane's own SVID when it serves TLS with a mesh-CA certificate.
+CONTROL_NAMESPACE, CONTROL_SERVICE = "gossamer-system", "control"
 
 
 class WorkloadSecurity:
@@ -68,6 +71,8 @@ class WorkloadSecurity:
     async def obtain_credentials(self) -> None:
         """Sets the control client's token; returns once it may talk to the control plane."""
         given = read_token(self.cfg.token, self.cfg.token_file)
+        if given.fingerprint is not None and self.client.http.endpoint.tls:
+            await self._pin(given.fingerprint)
         if given.token is not None:
             self.client.http.token = given.token
             self.credentials_ready.set()
@@ -108,6 +113,34 @@ class WorkloadSecurity:
                 self.log(f"the local admin credential was refused ({status}); give --token")
             self.credentials_ready.set()
             return
+
+    async def _pin(self, fingerprint: str) -> None:
+        """First contact over https: fetch the (public) trust bundle without verifying, keep
+        it only if it holds the CA the token names, then verify the control plane against
+        it, and its SPIFFE ID, from the next request on (before the token is ever sent)."""
+        probe = HttpClient(self.client.http.endpoint)
+        probe.ssl = unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        while True:
+            try:
+                status, answer = await probe.request("GET", "/api/v1/trust-bundle")
+                if status != 200 or not isinstance(answer, dict):
+                    raise ControlError(f"trust bundle: {status}")
+                bundle, domain = str(answer.get("bundle", "")), str(answer.get("trustDomain", ""))
+                if fingerprint not in bundle_fingerprints(bundle):
+                    raise ControlError("the control plane's CA is not the one the token names")
+                break
+            except (ControlError, ValueError) as exc:
+                self.log(f"cannot pin the control plane yet: {exc}")
+                await asyncio.sleep(TOKEN_RETRY_SECONDS)
+        pinned = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        pinned.check_hostname = False  # identity is the URI SAN, checked below
+        pinned.load_verify_locations(cadata=bundle)
+        expected = spiffe_id_of(domain, f"{CONTROL_NAMESPACE}/{CONTROL_SERVICE}")
+        self.client.http.ssl = pinned
+        self.client.http.check_peer = lambda obj: check_peer(obj, expected)
+        self.log(f"control plane pinned to CA {fingerprint[:19]}… as {expected}")
 
     # identity -----------------------------------------------------------------------------
 

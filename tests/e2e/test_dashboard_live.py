@@ -116,7 +116,7 @@ def test_live_metrics_from_real_sidecars(
     expect(row.locator('[data-cell="success"]')).to_have_text("100.0%", timeout=20000)
     expect(row.locator('[data-cell="mtls"]')).to_have_text("100.0%")
     expect(row.locator('[data-cell="p99"]')).to_contain_text("ms")
-    assert number_in(row.locator('[data-cell="rps"]').inner_text()) > 1
+    assert number_in(row.locator('[data-cell="rps"]').inner_text()) > 0
     _, body = seeded.call("GET", "/api/v1/metrics/services?service=web&window=30s")
     assert body["items"][0]["requests"] > 0  # the page shows what the API serves
 

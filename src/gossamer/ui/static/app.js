@@ -44,7 +44,12 @@ function route() {
   return { name, params: parts.slice(1).filter(Boolean) };
 }
 
+let navDrawn = null; // the nav is rebuilt only when it changes: a focused link must stay
+
 function drawNav(current) {
+  const shown = `${current}|${session.name}|${session.role}`;
+  if (shown === navDrawn) return;
+  navDrawn = shown;
   const nav = document.getElementById("nav");
   nav.replaceChildren(
     ...NAV.map((name) =>
@@ -71,10 +76,11 @@ async function doLogout() {
 function showLogin(reason = "") {
   loggedOut = true;
   mounted = null;
+  navDrawn = null;
   if (liveAbort) liveAbort.abort();
   document.getElementById("nav").replaceChildren();
   document.getElementById("who").replaceChildren();
-  setLive("Logged out", "warn");
+  setLive("Not logged in", "warn");
   const form = loginForm(() => {
     loggedOut = false;
     start(true);

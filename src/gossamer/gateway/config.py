@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossamer.proxy.cli import parse_duration
 from gossamer.proxy.snapshot import ServiceView, Snapshot, route_view
 
 
@@ -114,3 +115,20 @@ class HostTable:
     def lookup(self, host: str) -> ServiceView | None:
         view: ServiceView | None = find_host(self.views, host)
         return view
+
+
+def parse_duration_text(text: str) -> float:
+    """Gateway API durations ('1m30s', '500ms') in seconds."""
+    total, number = 0.0, ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit():
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        total += parse_duration(number + unit)
+        number = ""
+        i += len(unit)
+    return total

@@ -16,16 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 from gossamer.gateway.cli import GatewayConfig
-from gossamer.gateway.config import GatewayView, HostTable, ListenerView
+from gossamer.gateway.config import GatewayView, HostTable, ListenerView, parse_duration_text
 from gossamer.gateway.fetch import fetch
+from gossamer.gateway.listeners import EdgeListeners
 from gossamer.gateway.target import GatewayTarget, Policies
-from gossamer.gateway.tls import CertSet
 from gossamer.proxy.admin import AdminServer, Reply, json_reply, text_reply
-from gossamer.proxy.cli import ProxyConfig, parse_duration
+from gossamer.proxy.cli import ProxyConfig
 from gossamer.proxy.control_client import ControlClient, ControlError
 from gossamer.proxy.dataplane import DataPlane
-from gossamer.proxy.http.listener import Listener
 from gossamer.proxy.mtls import MeshSecurity
+from gossamer.proxy.outbound.target import OutboundTarget
 from gossamer.proxy.runtime import HolderSink
 from gossamer.proxy.state import SnapshotHolder
 from gossamer.proxy.telemetry.observe import Observability
@@ -89,8 +89,8 @@ class Gateway:
         )
         self.observe = Observability(proxy_cfg, self.stats, self.client, log)
         self.state = GatewayState()
-        self.listeners: dict[str, tuple[ListenerView, Listener, CertSet | None]] = {}
         self.ports: dict[str, int] = {}
+        self.edge = EdgeListeners(self.dataplane, cfg, self.ports, self._make_target, log)
         self.stats_server = AdminServer(
             {"/metrics": self._metrics, "/ready": self._ready, "/config": self._config}
         )
@@ -163,7 +163,7 @@ class Gateway:
         state.policies = self._policies(old, view)
         state.tables = self._tables(view)
         self.state = state
-        await self._bind(view, tg)
+        await self.edge.bind(view)
         tg.create_task(self._watch(view.services))
         self.bound.set()
         self.state_changed.set()
@@ -217,51 +217,13 @@ class Gateway:
 
     # listeners -----------------------------------------------------------------------------
 
-    async def _bind(self, view: GatewayView, tg: asyncio.TaskGroup) -> None:
-        wanted = {item.name: item for item in view.listeners}
-        for name in [n for n in self.listeners if n not in wanted]:
-            _, gone, gone_certs = self.listeners.pop(name)
-            gone.close()
-            if gone_certs is not None:
-                gone_certs.discard_scratch()
-            self.ports.pop(f"listener.{name}", None)
-        for name, item in wanted.items():
-            current = self.listeners.get(name)
-            if current is not None and _same_socket(current[0], item):
-                self.listeners[name] = (item, current[1], current[2])
-                continue
-            if current is not None:
-                current[1].close()
-                if current[2] is not None:
-                    current[2].discard_scratch()
-            certs = CertSet(item.certificates) if item.protocol == "HTTPS" else None
-            port = self.cfg.port_overrides.get(name, item.port)
-
-            def make(tg: asyncio.TaskGroup, outbound: Any, item: ListenerView = item) -> Any:
-                return GatewayTarget(
-                    self.holder, outbound, item, self, tg, fetch,
-                    trusted_proxies=self.cfg.trusted_proxies, max_body=self.cfg.max_body,
-                )  # fmt: skip
-
-            ssl = certs.outer if certs is not None else None
-            listener = await self.dataplane.start_edge(make, self.cfg.address, port, ssl)
-            assert listener.server is not None
-            self.ports[f"listener.{name}"] = int(listener.server.sockets[0].getsockname()[1])
-            self.listeners[name] = (item, listener, certs)
-        # Redirects name the HTTPS listener's bound port (it may differ from the declared one).
-        https = next((f"listener.{i.name}" for i in view.listeners if i.protocol == "HTTPS"), "")
-        for item, listener, _ in self.listeners.values():
-            target = listener.target
-            if isinstance(target, GatewayTarget):
-                target.listener = item
-                target.https_port = self.ports.get(https)
-
-    async def _reload_certs(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.cert_check)
-            for name, (_, _, certs) in list(self.listeners.items()):
-                if certs is not None and certs.reload_if_changed():
-                    log(f"listener {name}: certificates reloaded")
+    def _make_target(
+        self, item: ListenerView, tg: asyncio.TaskGroup, outbound: OutboundTarget
+    ) -> GatewayTarget:
+        return GatewayTarget(
+            self.holder, outbound, item, self, tg, fetch,
+            trusted_proxies=self.cfg.trusted_proxies, max_body=self.cfg.max_body,
+        )  # fmt: skip
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -305,46 +267,22 @@ class Gateway:
                 tg.create_task(self.workload.run(self.holder)),
                 tg.create_task(self._poll_loop(tg)),
                 tg.create_task(self._follow_snapshots()),
-                tg.create_task(self._reload_certs()),
+                tg.create_task(self.edge.reload_certs()),
                 tg.create_task(self.observe.run()),
                 tg.create_task(self._announce()),
             ]
             await stop.wait()
             log("signal received; draining")
             async with asyncio.TaskGroup() as drain:
-                for _, listener, _ in self.listeners.values():
+                for _, listener, _ in self.edge.listeners.values():
                     drain.create_task(listener.drain(self.cfg.drain_grace))
             for task in tasks:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.dataplane.close()
         await self.stats_server.close()
-        for _, _, certs in self.listeners.values():
-            if certs is not None:
-                certs.discard_scratch()  # private keys from Secrets
+        self.edge.discard_scratch()
         return 0
-
-
-def _same_socket(a: ListenerView, b: ListenerView) -> bool:
-    """Whether a listener can keep its socket (a new port or certificate list rebinds)."""
-    return (a.port, a.protocol, a.certificates) == (b.port, b.protocol, b.certificates)
-
-
-def parse_duration_text(text: str) -> float:
-    """Gateway API durations ('1m30s', '500ms') in seconds."""
-    total, number = 0.0, ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit():
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        total += parse_duration(number + unit)
-        number = ""
-        i += len(unit)
-    return total
 
 
 def run_gateway(cfg: GatewayConfig) -> int:

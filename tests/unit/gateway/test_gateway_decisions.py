@@ -9,10 +9,9 @@ from jwtkit import SigningKey, jwks
 
 from gossamer.control.gateway_compiler import compile_gateway, intersect
 from gossamer.gateway.auth import AuthPolicy
-from gossamer.gateway.config import find_host, normalize_host
+from gossamer.gateway.config import find_host, normalize_host, parse_duration_text
 from gossamer.gateway.cors import Cors
 from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_for
-from gossamer.gateway.runtime import parse_duration_text
 from gossamer.model import parse_document
 
 NOW = 1_800_000_000.0

@@ -72,6 +72,9 @@ class _Base:
             a, b = eps[i], eps[j]
             if a.outlier.ejected_until <= now and b.outlier.ejected_until <= now:
                 return a, b
+        elif n == 1:  # a single instance (common for small services): no list to build
+            only = eps[0]
+            return only if only.outlier.ejected_until <= now else None
         # Slow path: some endpoints are ejected (rare), or fewer than two exist.
         live = self._available(now)
         if len(live) >= 2:

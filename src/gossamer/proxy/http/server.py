@@ -233,6 +233,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _pause(self, reason: int, paused: bool) -> None:
         before = self.paused
+        if not before and not paused:
+            return  # the common case after every exchange: nothing to resume
         self.paused = before | reason if paused else before & ~reason
         transport = self.transport
         if transport is None or self.closed:

@@ -195,6 +195,16 @@ def test_canary_started_watched_and_aborted_from_the_page(
     decisions = page.locator('#decisions-table tr[data-decision="default/reviews-v2"]')
     expect(decisions.first).to_contain_text("abort")
     expect(page.locator('tr[data-event="Canary/default/reviews-v2"]').first).to_be_visible()
+    # The audit log names the operator behind each change, refused ones included.
+    abort = page.locator(
+        '#audit-table tr[data-audit="POST /api/v1/namespaces/default/canaries/reviews-v2/abort"]'
+    )
+    expect(abort).to_contain_text("admin (admin)")
+    expect(abort).to_contain_text("200")
+    start = page.locator(
+        '#audit-table tr[data-audit="POST /api/v1/namespaces/default/canaries/reviews-v2/start"]'
+    )
+    expect(start.filter(has_text="422")).to_have_count(1)  # the refused first attempt
     page.set_viewport_size({"width": 375, "height": 800})
     page.goto(f"{seeded.url}/#/canary/default/reviews-v2")
     expect(page.locator("#canary-phase")).to_have_text("Aborted")

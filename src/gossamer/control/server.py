@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gossamer import __version__
 from gossamer.control.apply_api import ApplyApi
+from gossamer.control.audit_api import audit_routes
 from gossamer.control.auth import AUTHENTICATOR_KEY, Authenticator, auth_middleware
 from gossamer.control.ca_api import SecurityApi
 from gossamer.control.canary.metrics import TelemetryMetrics
@@ -188,6 +189,7 @@ class ControlServer:
                 self.security.credentials, self.wall_clock, audit=self.security.audit
             )
             security_routes = SecurityApi(self.security, self.connected_proxies).routes()
+            security_routes += audit_routes(self.security.audit_path)
             on_heartbeat = self._heartbeat_report
         proxies = ProxyApi(
             self.registry,

@@ -90,6 +90,7 @@ export const canaryCommand = (ns, name, command) => call("POST", `${canaryPath(n
 export const listKind = (kind) => call("GET", `/api/v1/${pluralOf(kind)}`);
 export const listProxies = () => call("GET", "/api/v1/proxies");
 export const listIdentities = () => call("GET", "/api/v1/identities");
+export const listAudit = (limit = 100) => call("GET", `/api/v1/audit?limit=${limit}`);
 
 export function resourcePath(kind, namespace, name) {
   const ns = encodeURIComponent(namespace);

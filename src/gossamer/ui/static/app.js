@@ -2,7 +2,7 @@
 // watch stream; poll the proxy listing and the golden metrics), and redrawing the current
 // page when the mesh changes.
 import {
-  ApiError, KINDS, followWatch, listIdentities, listKind, listProxies, loadSession, logout, metricsEdges,
+  ApiError, KINDS, followWatch, listAudit, listIdentities, listKind, listProxies, loadSession, logout, metricsEdges,
   metricsServices, session, setUnauthorizedHandler,
 } from "./api.js";
 import { h } from "./dom.js";
@@ -193,6 +193,14 @@ async function pollProxies(gen) {
       model.changed();
     } catch {
       // the watch loop reports connection trouble; keep the last listing
+    }
+    if (route().name === "events") {
+      try {
+        model.audit = (await listAudit()).items || []; // who changed what (the audit log)
+        model.changed();
+      } catch {
+        model.audit = null; // an embedded control plane keeps no log: the page says so
+      }
     }
     try {
       const held = await listIdentities(); // the SVIDs the CA signed, per proxy

@@ -17,6 +17,7 @@ export class MeshModel {
     this.revision = 0;
     this.events = []; // newest first
     this.proxies = { latest: 0, items: [] };
+    this.audit = []; // newest first: {time, who, role, method, path, status}; null: no log
     this.identities = new Map(); // proxy id -> certificate it holds (/api/v1/identities)
     this.listeners = new Set();
   }

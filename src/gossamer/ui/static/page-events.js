@@ -1,7 +1,7 @@
 // Events: the live list of changes from the watch stream (with the operator who made each
 // one, where the control plane records it), and every canary's decisions with the numbers
 // behind them (from the Canary status history).
-import { h, link, table } from "./dom.js";
+import { badge, h, link, table } from "./dom.js";
 import { numbers } from "./page-canary.js";
 
 export const title = "Events";
@@ -16,7 +16,27 @@ export function canaryDecisions(model) {
   return all.sort((a, b) => String(b.time).localeCompare(String(a.time)));
 }
 
+function auditTable(audit) {
+  if (audit === null) return h("p.note", {}, "This control plane keeps no audit log (it runs without credentials).");
+  const rows = audit.map((a) => {
+    const ok = a.status >= 200 && a.status < 300;
+    return h(
+      "tr",
+      { dataset: { audit: `${a.method} ${a.path}` } },
+      h("td", {}, new Date(a.time).toLocaleTimeString()),
+      h("th", { scope: "row" }, `${a.who} (${a.role})`),
+      h("td", {}, a.method),
+      h("td.wrap", {}, a.path),
+      h("td", {}, badge(String(a.status), ok ? "ok" : "bad")),
+    );
+  });
+  return h("div.scroll", {}, table("Who changed what (audit log, newest first)", ["Time", "Operator", "Method", "Path", "Result"],
+    rows, { id: "audit-table" }));
+}
+
 export function render(ctx) {
+  // Objects annotated with gossamer.dev/changed-by name their author; none are yet.
+  const anyBy = ctx.model.events.some((e) => e.by);
   const rows = ctx.model.events.map((e) =>
     h(
       "tr",
@@ -25,7 +45,7 @@ export function render(ctx) {
       h("td", {}, e.type),
       h("td", {}, e.kind),
       h("th", { scope: "row" }, `${e.namespace}/${e.name}`),
-      h("td", { dataset: { cell: "by" } }, e.by || "—"),
+      anyBy ? h("td", { dataset: { cell: "by" } }, e.by || "—") : null,
       h("td.num", {}, String(e.revision)),
     ),
   );
@@ -47,7 +67,8 @@ export function render(ctx) {
     {},
     h("h1", {}, "Events"),
     h("p.summary", {}, `Changes seen since this page opened (newest first, at most 500). Revision ${ctx.model.revision}.`),
-    h("div.scroll", {}, table("Changes", ["Time", "Type", "Kind", "Name", "By", "Revision"], rows, { id: "events-table" })),
+    auditTable(ctx.model.audit),
+    h("div.scroll", {}, table("Changes", ["Time", "Type", "Kind", "Name", ...(anyBy ? ["By"] : []), "Revision"], rows, { id: "events-table" })),
     h("div.scroll", {}, table("Canary decisions", ["Time", "Canary", "Action", "Step", "Weights b/c", "Canary numbers", "Reason"],
       decisions, { id: "decisions-table" })),
   );

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from gossamer.control.ca.tokens import TokenScope
 from gossamer.control.security import Security
 from gossamer.control.server import ControlServer, running
 from gossamer.proxy.control_client import ControlClient, Registration
@@ -63,6 +65,7 @@ class Mesh:
         self._thread = threading.Thread(target=self._main, name="control-plane", daemon=True)
         self.http = httpx.Client(timeout=10.0)
         self.admin_token = ""
+        self.security: Security | None = None
         self.processes: list[Sidecar] = []
 
     def start(self) -> Mesh:
@@ -96,7 +99,7 @@ class Mesh:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         store = SQLiteStore(self.data_dir / "gossamer.db")
-        security = Security.open(self.data_dir, "cluster.local")
+        security = self.security = Security.open(self.data_dir, "cluster.local")
         server = DashboardControlServer(store, port=0, heartbeat_seconds=1.0, security=security)
         try:
             async with running(server), asyncio.TaskGroup() as tasks:
@@ -128,7 +131,7 @@ class Mesh:
                     service, "default", "127.0.0.1", port, port + 1, labels, 10.0
                 ),
                 watch=[],
-                token=self.admin_token,
+                token=self.proxy_token(service),
             )
             self._tasks.create_task(client.run(), name=f"sidecar-{proxy_id}")
             await client.wait_until(
@@ -136,6 +139,14 @@ class Mesh:
             )
 
         self.run(launch())
+
+    def proxy_token(self, service: str) -> str:
+        """A sidecar's own credential, scoped to its service (as `gossamer token create`)."""
+        assert self.security is not None
+        text, _ = self.security.credentials.issue(
+            TokenScope.proxy("default", service), 3600.0, time.time()
+        )
+        return text
 
     def spawn_sidecar(
         self, name: str, service: str, version: str, extra: tuple[str, ...] = ()

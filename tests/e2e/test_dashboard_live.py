@@ -205,6 +205,7 @@ def test_canary_started_watched_and_aborted_from_the_page(
         '#audit-table tr[data-audit="POST /api/v1/namespaces/default/canaries/reviews-v2/start"]'
     )
     expect(start.filter(has_text="422")).to_have_count(1)  # the refused first attempt
+    page.screenshot(path=str(screenshot_dir / "events-live-1280.png"), full_page=True)
     page.set_viewport_size({"width": 375, "height": 800})
     page.goto(f"{seeded.url}/#/canary/default/reviews-v2")
     expect(page.locator("#canary-phase")).to_have_text("Aborted")

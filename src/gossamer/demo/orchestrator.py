@@ -218,6 +218,7 @@ def banner(demo: Demo, frontend: Child, mesh_file: Path) -> str:
 gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 10%).
 
   control plane   {ctl}   (export GOSSAMER_CONTROL={ctl})
+  dashboard       {ctl}/   (log in with the admin credential below)
   credentials     export GOSSAMER_DATA_DIR={demo.data_dir / "control"}   (the CLI then finds
                   the admin credential; the dashboard's login takes the token in
                   {demo.data_dir / "control" / "credentials" / "admin.token"})

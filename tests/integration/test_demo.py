@@ -89,6 +89,7 @@ def test_demo_serves_through_the_mesh_and_stops_cleanly(tmp_path: Path) -> None:
         assert ready, "demo exited before ready:\n" + "".join(seen)
         banner = "".join(seen)
         assert "gossamer endpoints reviews" in banner and "curl" in banner
+        assert f"dashboard       {ready['control']}/" in banner
         proxy_port = int(ready["frontend-proxy"].rsplit(":", 1)[1])
         versions: set[str] = set()
         deadline = time.monotonic() + 20

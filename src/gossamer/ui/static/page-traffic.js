@@ -15,7 +15,8 @@ function routeList(ctx) {
       h("td.num", {}, String(((r.spec && r.spec.rules) || []).length)));
   });
   return h("section", {}, h("h1", {}, "Traffic shifting"),
-    h("p.summary", {}, "Pick a route to change the weights of its backends."),
+    h("p.summary", {}, "Pick a route to change the weights of its backends, or let a ",
+      link("#/canary", "canary"), " shift them step by step against thresholds."),
     h("div.scroll", {}, table("HTTP routes", ["Route", "Parents", "Rules"], rows, { id: "routes-table" })));
 }
 

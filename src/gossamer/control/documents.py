@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from gossamer.model import FieldError, ValidationFailed
 from gossamer.model.parse import Resource
 from gossamer.store.base import Record
 
 Action = Literal["created", "configured", "unchanged"]
 # metadata fields a user writes; everything else in metadata belongs to the system.
 USER_METADATA = ("name", "namespace", "labels", "annotations")
+# What reads show instead of a Secret's private key; writing it back keeps the stored key,
+# so `get -o yaml | apply -f -` round-trips without losing the key.
+REDACTED = "<redacted>"
 
 
 def rfc3339(wall_seconds: float) -> str:
@@ -45,6 +49,19 @@ def plan_write(
 
     `warnings` None leaves status.warnings as they are (kinds without service refs)."""
     doc = resource.to_doc()
+    if resource.kind == "Secret" and doc["spec"].get("key") == REDACTED:
+        if existing is None:
+            kind, ns, name = resource.key
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        f"{kind} {ns}/{name}",
+                        "spec.key",
+                        f"is {REDACTED!r} (as reads show it): a new Secret needs the PEM private key",
+                    )
+                ]
+            )
+        doc["spec"]["key"] = existing.value.get("spec", {}).get("key")
     meta = {k: doc["metadata"][k] for k in USER_METADATA if k in doc["metadata"]}
     if existing is None:
         status: dict[str, Any] = {}
@@ -85,7 +102,7 @@ def to_api(record: Record) -> dict[str, Any]:
     value = record.value
     meta = {**value.get("metadata", {}), "resourceVersion": str(record.mod_revision)}
     if record.kind == "Secret":  # a private key is served only to gateways (gateway_api.py)
-        value = {**value, "spec": {**value.get("spec", {}), "key": "<redacted>"}}
+        value = {**value, "spec": {**value.get("spec", {}), "key": REDACTED}}
     return {**value, "metadata": meta, "status": value.get("status") or {}}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gossamer.model import FieldError
+from gossamer.model import FieldError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except ValidationFailed as exc:  # a rule checked after parsing (e.g. against stored state)
+        return ApiError(422, str(exc), exc.errors).response()
     except web.HTTPRequestEntityTooLarge:
         return ApiError(413, "request body is larger than 8 MiB").response()
     except web.HTTPException as exc:

@@ -64,3 +64,19 @@ async def test_view_long_poll_and_replicas(api: Api) -> None:
     status, secret = await api.call("GET", "/api/v1/namespaces/default/secrets/tls")
     assert status == 200 and secret["spec"]["key"] == "<redacted>"
     assert secret["spec"]["cert"] == "CERT-PEM"
+
+
+async def test_redacted_secret_round_trips_without_losing_the_key(api: Api) -> None:
+    assert (await api.apply(SECRET))[0] == 200
+    status, shown = await api.call("GET", "/api/v1/namespaces/default/secrets/tls")
+    assert status == 200 and shown["spec"]["key"] == "<redacted>"
+    # `get -o yaml | apply -f -`: the redacted document applies as unchanged, key kept.
+    status, body = await api.apply(shown)
+    assert status == 200 and body["results"][0]["action"] == "unchanged"
+    stored = await api.server.store.get("Secret", "default", "tls")
+    assert stored is not None and stored.value["spec"]["key"] == "PRIVATE-KEY-PEM"
+    # A new Secret cannot be made from a redacted read.
+    copy = {**shown, "metadata": {"name": "tls-copy"}}
+    status, error = await api.apply(copy)
+    assert status == 422 and error["field"] == "spec.key" and "private key" in error["message"]
+    assert await api.server.store.get("Secret", "default", "tls-copy") is None

@@ -1,25 +1,28 @@
 """The sidecar's workload identity: its own key, CSRs, the current SVID and trust bundle,
 and when to renew (pure functions of `now`).
 
-This is the only sidecar module that imports `cryptography` (~11 MB resident): import it
-only when mTLS is on. The private key is generated here and never leaves the process.
+The certificate work (key, CSR, checking an issued SVID) needs `cryptography`, ~12 MB
+resident that an idle sidecar would carry all day for a few milliseconds of work. It runs
+instead in a short-lived child (proxy/identity_worker.py) that answers one request over
+pipes and exits. The private key is made there and handed back over the pipe: it stays in
+the sidecar's own process tree, in memory, and is never sent anywhere else or written to
+disk. This module imports only the standard library.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Literal
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import NameOID
+from typing import Any, Literal
 
 RENEW_FRACTION = 0.7  # renew at 70 % of the certificate's life...
 RENEW_JITTER = 0.1  # ...give or take 5 %, so a fleet issued together does not renew together
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
+WORKER_TIMEOUT = 30.0  # a child that has not answered by then is killed
+WORKER = (sys.executable, "-m", "gossamer.proxy.identity_worker")
 
 
 class IdentityError(ValueError):
@@ -39,52 +42,49 @@ class Svid:
 
 
 class WorkloadIdentity:
-    """Holds the key (ECDSA P-256), the current SVID and the bundle that verifies peers."""
+    """Holds the key (ECDSA P-256, made on first use), the current SVID and the bundle
+    that verifies peers. Each crypto step is one run of the identity worker."""
 
     def __init__(self, expected_id: str | None = None) -> None:
         self.expected_id = expected_id
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        self._public_der = _spki(self._key.public_key())
+        self._key: str | None = None  # PKCS#8 PEM
         self.svid: Svid | None = None
         self.bundle_pem: bytes | None = None
 
+    def _key_pem(self) -> str:
+        if self._key is None:
+            self._key = str(run_worker({"op": "key"})["key"])
+        return self._key
+
     def csr_pem(self) -> bytes:
         """A CSR over our key. The CA ignores its names; the SAN is a hint for humans."""
-        builder = x509.CertificateSigningRequestBuilder().subject_name(
-            x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gossamer")])
-        )
-        if self.expected_id:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(self.expected_id)]),
-                critical=False,
-            )
-        csr = builder.sign(self._key, hashes.SHA256())
-        return csr.public_bytes(serialization.Encoding.PEM)
+        request = {"op": "csr", "key": self._key_pem(), "expected_id": self.expected_id}
+        return str(run_worker(request)["csr"]).encode("ascii")
 
     def install(self, cert_chain_pem: bytes, bundle_pem: bytes) -> Svid:
         """Accept an SVID from the CA (raises IdentityError if it does not fit; the old one
         stays in place)."""
-        svid = parse_svid(cert_chain_pem)
-        leaf = x509.load_pem_x509_certificate(cert_chain_pem)
-        if _spki(leaf.public_key()) != self._public_der:
-            raise IdentityError("issued certificate is not for this workload's key")
-        if self.expected_id is not None and svid.spiffe_id != self.expected_id:
-            raise IdentityError(f"issued identity {svid.spiffe_id}, expected {self.expected_id}")
-        try:
-            if not x509.load_pem_x509_certificates(bundle_pem):
-                raise ValueError("empty")
-        except ValueError as exc:
-            raise IdentityError(f"trust bundle is not valid PEM: {exc}") from None
+        facts = run_worker(
+            {
+                "op": "check",
+                "key": self._key_pem(),
+                "chain": cert_chain_pem.decode("latin-1"),
+                "bundle": bundle_pem.decode("latin-1"),
+                "expected_id": self.expected_id,
+            }
+        )
+        svid = Svid(
+            str(facts["spiffe_id"]),
+            float(facts["not_before"]),
+            float(facts["not_after"]),
+            cert_chain_pem,
+        )
         self.svid, self.bundle_pem = svid, bundle_pem
         return svid
 
     def key_pem(self) -> bytes:
         """For building SSL contexts in this process (proxy/tls.py); never sent anywhere."""
-        return self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return self._key_pem().encode("ascii")
 
     def tls_material(self) -> tuple[bytes, bytes, bytes]:
         """(cert chain, key, bundle) for `MeshTLS(...)` / `MeshTLS.update(...)`."""
@@ -93,36 +93,28 @@ class WorkloadIdentity:
         return self.svid.cert_chain_pem, self.key_pem(), self.bundle_pem
 
 
-def parse_svid(cert_chain_pem: bytes) -> Svid:
+def run_worker(request: dict[str, Any]) -> dict[str, Any]:
+    """One request to a fresh identity worker; its refusal or failure as IdentityError."""
     try:
-        leaf = x509.load_pem_x509_certificates(cert_chain_pem)[0]
-        uris = leaf.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value.get_values_for_type(x509.UniformResourceIdentifier)
-    except (ValueError, x509.ExtensionNotFound) as exc:
-        raise IdentityError(f"not an X.509-SVID: {exc}") from None
-    if len(uris) != 1 or not uris[0].startswith("spiffe://"):
-        raise IdentityError(f"an X.509-SVID has exactly one spiffe:// URI SAN, got {uris}")
-    if "/" not in uris[0][len("spiffe://") :]:
-        raise IdentityError(f"{uris[0]} names a trust domain, not a workload")
+        done = subprocess.run(
+            WORKER,
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=WORKER_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise IdentityError(f"identity worker did not run: {exc}") from None
     try:
-        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if is_ca:
-        raise IdentityError("a CA certificate is not a workload SVID")
-    return Svid(
-        uris[0],
-        leaf.not_valid_before_utc.timestamp(),
-        leaf.not_valid_after_utc.timestamp(),
-        cert_chain_pem,
-    )
-
-
-def _spki(public: CertificatePublicKeyTypes) -> bytes:
-    return public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        answer = json.loads(done.stdout)
+    except ValueError:
+        answer = None
+    if done.returncode != 0 or not isinstance(answer, dict):
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise IdentityError(f"identity worker failed ({done.returncode}): {' '.join(tail)}")
+    if "error" in answer:
+        raise IdentityError(str(answer["error"]))
+    return answer
 
 
 # Timing: pure functions, `now` and randomness passed in ---------------------------------

@@ -7,6 +7,8 @@ request costs a few comparisons per route.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -21,17 +23,24 @@ from gossamer.proxy.filters import (
     compile_filters,
 )
 
-try:  # RE2: linear-time matching, no runaway patterns from config.
-    import re2 as regex_engine
-
-    REGEX_ENGINE = "re2"
-except ImportError:  # pragma: no cover - google-re2 is a declared dependency
-    import re as regex_engine
-
-    REGEX_ENGINE = "re"
+# RE2: linear-time matching, no runaway patterns from config. Loaded on the first regex
+# match a snapshot asks for: its C++ library costs an idle sidecar ~3 MB otherwise.
+REGEX_ENGINE = "re2" if importlib.util.find_spec("re2") is not None else "re"
 
 
-def _re2_anchor_both() -> Any:
+@functools.cache
+def _regex_engine() -> tuple[Any, Any]:
+    """(the regex module, RE2's ANCHOR_BOTH for the raw Match entry point or None)."""
+    if REGEX_ENGINE == "re2":
+        import re2
+
+        return re2, _re2_anchor_both(re2)
+    import re  # pragma: no cover - google-re2 is a declared dependency
+
+    return re, None  # pragma: no cover
+
+
+def _re2_anchor_both(regex_engine: Any) -> Any:
     """RE2's raw Match entry point skips the wrapper's per-call work (about 4x faster). It is
     not public API, so it is used only if it is there and answers a self-check."""
     try:
@@ -45,8 +54,6 @@ def _re2_anchor_both() -> Any:
         pass
     return None
 
-
-_ANCHOR_BOTH = _re2_anchor_both() if REGEX_ENGINE == "re2" else None
 
 if TYPE_CHECKING:
     from gossamer.proxy.snapshot import Backend, ServiceView
@@ -64,10 +71,11 @@ class FullMatcher:
     inputs are rejected by two byte comparisons without entering RE2.
     """
 
-    __slots__ = ("_compiled", "_high", "_low", "_raw_match", "pattern")
+    __slots__ = ("_anchor", "_compiled", "_high", "_low", "_raw_match", "pattern")
 
     def __init__(self, pattern: str, field: str) -> None:
         self.pattern = pattern
+        regex_engine, self._anchor = _regex_engine()
         try:
             compiled = regex_engine.compile(pattern.encode("utf-8"))
         except Exception as exc:  # re2.error / re.error: both name the problem
@@ -76,7 +84,7 @@ class FullMatcher:
         self._low: bytes | None = None
         self._high = b""
         self._raw_match = None
-        if _ANCHOR_BOTH is not None:
+        if self._anchor is not None:
             self._raw_match = compiled._regexp.Match
             try:
                 self._low, self._high = compiled.possiblematchrange(64)
@@ -89,7 +97,7 @@ class FullMatcher:
             return False
         raw = self._raw_match
         if raw is not None:
-            return bool(raw(_ANCHOR_BOTH, data, 0, len(data))[0][0] != -1)
+            return bool(raw(self._anchor, data, 0, len(data))[0][0] != -1)
         return self._compiled.fullmatch(data) is not None
 
 
@@ -327,7 +335,9 @@ def compile_route(wire: Any, field: str) -> Route:
     method = match.get("method")
     route.method = None if method is None else _str(method, f"{field}.match.method").upper()
     specs = []
-    prefix = route.path_value.encode("utf-8") if route.path_kind in (PATH_EXACT, PATH_PREFIX) else b"/"
+    prefix = (
+        route.path_value.encode("utf-8") if route.path_kind in (PATH_EXACT, PATH_PREFIX) else b"/"
+    )
     plans = []
     for i, b in enumerate(_list(_or(w.get("backends"), []), f"{field}.backends")):
         bf = f"{field}.backends[{i}]"

@@ -310,11 +310,31 @@ class ClientConnection(asyncio.Protocol):
         if timer is None:
             self.timer = self.loop.call_at(self.deadline, self._on_timer)
 
+    def arm(self, when: float) -> None:
+        """Make sure the timer fires by `when` (an exchange's deadline); later is re-armed
+        when it fires, so a connection's requests rarely create or cancel a timer."""
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self.timer = self.loop.call_at(when, self._on_timer)
+
     def _on_timer(self) -> None:
         self.timer = None
-        if self.closed or not self.deadline:
+        if self.closed:
             return
         now = self.loop.time()
+        exchange = self.exchange
+        if exchange is not None and exchange.deadline_at:
+            if now >= exchange.deadline_at:
+                exchange.deadline_passed()  # may end it (arming the idle deadline) or re-arm
+            exchange = self.exchange
+            if exchange is not None and exchange.deadline_at and not self.closed:
+                self.arm(exchange.deadline_at)
+            return
+        if not self.deadline:
+            return
         if now < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self._on_timer)
             return

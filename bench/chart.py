@@ -52,6 +52,8 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
                     label=name,
                 )
             ax.axhline(0, color="grey", linewidth=0.5)
+            # Sub-millisecond medians and 100 ms tails on one axis: linear below 1 ms.
+            ax.set_yscale("symlog", linthresh=1.0)
             ax.set_title(f"{title}")
             ax.set_xlabel("offered load, req/s")
             if col == 0:

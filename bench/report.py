@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.goals import goal_rows
 from bench.stats import ratios_to_peers
 
 Row = dict[str, Any]
@@ -64,6 +65,12 @@ ADDED_COLUMNS = (
     ("latency_p50", "due p50"),
     ("latency_p99", "due p99"),
     ("latency_p999", "due p99.9"),
+)
+GOAL_COLUMNS = (
+    ("goal", "goal"),
+    ("measured", "measured"),
+    ("ratio", "ratio (÷ HAProxy / ÷ nginx)"),
+    ("verdict", "verdict"),
 )
 CONTROL_COLUMNS = (("measure", "measure"), ("value", "value"), ("unit", "unit"), ("goal", "goal"))
 
@@ -156,6 +163,10 @@ def markdown(results: Row) -> str:
         f"commit {meta.get('commit') or '?'}; {meta.get('versions', '')}"
         + (f"; PYTHONOPTIMIZE={meta['pythonoptimize']}" if meta.get("pythonoptimize") else "")
     )
+    goals = goal_rows(results)
+    if goals:
+        parts += ["", "## Goals (issue 4), this run", ""]
+        parts.append(table(goals, GOAL_COLUMNS))
     dataplane = results.get("dataplane")
     if dataplane:
         parts += ["", "## Data plane: fixed rate (cost per request, latency, memory)", ""]

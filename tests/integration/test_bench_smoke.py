@@ -221,3 +221,41 @@ def test_added_latency_is_the_proxy_minus_direct_at_the_same_load() -> None:
         ("b", 0.3, 1.0),
     ]
     assert list(series(added)) == ["gossamer mesh"]
+
+
+def test_goals_report_the_figure_the_ratio_and_the_verdict() -> None:
+    from bench.goals import goal_rows
+
+    thru = [
+        {"proxy": p, "path": "one-hop", "body": "1k", "rps_median": rps}
+        for p, rps in (("gossamer", 6000.0), ("haproxy", 5000.0), ("nginx", 12000.0))
+    ]
+    fixed = [
+        {"proxy": p, "path": "one-hop", "body": "1k", "cpu_us_per_req": cpu, "rss_idle_mib": rss}
+        for p, cpu, rss in (
+            ("gossamer", 120.0, 20.0),
+            ("haproxy", 40.0, 10.0),
+            ("nginx", 60.0, 10.0),
+        )
+    ]
+    control = {
+        "measures": [
+            {"measure": "change → last ACK, 1000 subscribers, p99", "value": 400.0},
+            {"measure": "memory per subscriber (1000)", "value": 0.6},
+        ]
+    }
+    rows = goal_rows({"dataplane": {"throughput": thru, "fixed_rate": fixed}, "control": control})
+
+    def row(text: str) -> dict[str, object]:
+        (found,) = [r for r in rows if text in str(r["goal"])]
+        return found
+
+    throughput = row("throughput on one core")
+    assert (throughput["ratio"], throughput["verdict"]) == ("1.20 / 0.50", "met")
+    cpu = row("CPU per request per sidecar ≤ 100 µs (one-hop")
+    assert (cpu["measured"], cpu["ratio"], cpu["verdict"]) == ("120 µs", "3.00 / 2.00", "not met")
+    assert row("(mesh-tls, 1 KiB")["verdict"] == "not measured"  # no such row in this run
+    rss = row("RSS of an idle sidecar")
+    assert rss["verdict"] == "met" and rss["ratio"] == "2.00 / 2.00"  # 20 MiB = 21 MB
+    assert row("change → last ACK, 1000 subscribers, p99")["verdict"] == "met"
+    assert row("memory per subscriber")["verdict"] == "not met"  # 0.6 MiB = 0.63 MB

@@ -45,6 +45,9 @@ def _invalid(exc: ValidationFailed) -> ApiError:
     return ApiError(422, f"{len(exc.errors)} error(s): {exc.errors[0].message}", exc.errors)
 
 
+START_ATTEMPTS = 5
+
+
 class CanaryApi:
     def __init__(
         self,
@@ -94,20 +97,24 @@ class CanaryApi:
                     )
                 ],
             )
-        existing = await self.store.get(KIND, ns, name)
-        if existing is not None:
-            phase = progress_of(existing.value.get("status"), _generation(existing.value)).phase
-            if phase and phase not in TERMINAL:
-                raise ApiError(409, f"canary {ns}/{name} is {phase}: promote or abort it first")
-        planned = plan_write(resource, existing, None, self.wall_clock())
-        fresh = {**planned.value, "status": {}}  # a new run, whatever ran before
         # The route must accept the split before anything is written.
         await self._check_route(ns, spec)
-        try:
-            await self.store.txn([Op("put", *resource.key, fresh, planned.expected_revision)])
-        except (Conflict, AlreadyExists):
-            raise ApiError(409, f"canary {ns}/{name} changed meanwhile; retry") from None
-        return await self._run(ns, name, None)
+        # The runner may write the old run's status between our read and our write: read
+        # again and retry a few times before reporting a conflict.
+        for _attempt in range(START_ATTEMPTS):
+            existing = await self.store.get(KIND, ns, name)
+            if existing is not None:
+                phase = progress_of(existing.value.get("status"), _generation(existing.value)).phase
+                if phase and phase not in TERMINAL:
+                    raise ApiError(409, f"canary {ns}/{name} is {phase}: promote or abort it first")
+            planned = plan_write(resource, existing, None, self.wall_clock())
+            fresh = {**planned.value, "status": {}}  # a new run, whatever ran before
+            try:
+                await self.store.txn([Op("put", *resource.key, fresh, planned.expected_revision)])
+            except (Conflict, AlreadyExists, NotFound):
+                continue
+            return await self._run(ns, name, None)
+        raise ApiError(409, f"canary {ns}/{name} kept changing meanwhile; retry")
 
     async def _check_route(self, ns: str, spec: dict[str, Any]) -> None:
         route_name = spec.get("route") or spec["service"]

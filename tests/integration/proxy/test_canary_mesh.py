@@ -27,18 +27,17 @@ async def echo(procs: Procs, control_port: int, version: str, fail_percent: int)
     await proc.wait_ready(b"gossamer-proxy ready")
 
 
-async def canary_run(http: httpx.AsyncClient, load: Load) -> dict[str, Any] | None:
-    """Wait (on the load's progress) until the canary finishes; None if no sidecar ever
-    pushed telemetry (the controller then holds, as it must, and nothing can be judged)."""
+async def canary_run(http: httpx.AsyncClient, load: Load) -> dict[str, Any]:
+    """Wait (on the load's progress) until the canary finishes. The sidecars' pushed
+    telemetry must reach the controller: without it the canary holds and this fails."""
     started = time.monotonic()
     while True:
         doc = (await http.get("/api/v1/namespaces/default/canaries/echo/status")).json()
         if doc["status"].get("phase") in ("Promoted", "Aborted"):
-            return doc
+            return dict(doc)
         if time.monotonic() - started > TELEMETRY_GRACE:
             inbound = (await http.get("/api/v1/metrics/services?direction=inbound")).json()
-            if not inbound["items"]:
-                return None
+            assert inbound["items"], "no sidecar pushed inbound telemetry"
         assert time.monotonic() - started < 40, doc["status"]
         await load.requests(20)
 
@@ -84,8 +83,6 @@ async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
                     doc = await canary_run(http, load)
                 finally:
                     load.stop()
-        if doc is None:
-            pytest.xfail("sidecars do not push telemetry yet: the canary cannot be judged")
         status = doc["status"]
         assert status["phase"] == outcome, status
         if outcome == "Promoted":
@@ -95,6 +92,13 @@ async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
         else:
             rollback = status["history"][-1]
             assert rollback["action"] == "rollback" and "error rate" in rollback["reason"]
+            # Judged on per-attempt inbound numbers: the canary's own errors were measured.
+            assert rollback["canary"]["errorRate"] > 0.05, rollback
+            # Rolled back within one interval: at the first step the canary was judged on
+            # (no step advanced past a failing window), and the weights went back to 0.
+            judged = [h for h in status["history"] if (h.get("canary") or {}).get("requests")]
+            assert [h["action"] for h in judged if h["action"] == "advance"] == [], judged
+            assert status["weights"] == {"baseline": 100, "canary": 0}, status
             # Users only saw the canary's errors at the weight it had when it failed.
             reached = max(h["weights"]["canary"] for h in status["history"])
             served = load.ok + len(load.failures) - before

@@ -18,6 +18,7 @@ from gossamer.model.common import (
     Strict,
     duration_seconds,
 )
+from gossamer.model.regex import check_regex
 
 
 class Metadata(Strict):
@@ -75,7 +76,16 @@ class PathMatch(Strict):
         if self.type == "PathPrefix" and len(self.value) > 1 and self.value.endswith("/"):
             # Gateway API: trailing slash is ignored for prefix matching; normalise it.
             self.value = self.value.rstrip("/") or "/"
+        if self.type == "RegularExpression":
+            _regex_field("value", self.value)
         return self
+
+
+def _regex_field(field: str, pattern: str) -> None:
+    try:
+        check_regex(pattern)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 class HeaderMatch(Strict):
@@ -83,11 +93,23 @@ class HeaderMatch(Strict):
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
     value: str = Field(max_length=4096)
 
+    @model_validator(mode="after")
+    def _regex(self) -> HeaderMatch:
+        if self.type == "RegularExpression":
+            _regex_field("value", self.value)
+        return self
+
 
 class QueryParamMatch(Strict):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: str = Field(min_length=1, max_length=256)
     value: str = Field(max_length=1024)
+
+    @model_validator(mode="after")
+    def _regex(self) -> QueryParamMatch:
+        if self.type == "RegularExpression":
+            _regex_field("value", self.value)
+        return self
 
 
 HTTPMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]

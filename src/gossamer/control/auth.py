@@ -57,7 +57,8 @@ PROXY_ROUTES = frozenset(
         ("GET", "/api/v1/proxies/{id}/gateway"),  # a gateway's view (gateway_api.py)
     }
 )
-ADMIN_ONLY_PREFIXES = ("/api/v1/tokens", "/api/v1/ca/")
+# Tap streams live request lines of any service: operators with the admin role only.
+ADMIN_ONLY_PREFIXES = ("/api/v1/tokens", "/api/v1/ca/", "/api/v1/tap")
 
 
 @dataclass(frozen=True)

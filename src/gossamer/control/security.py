@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import ssl
 import tempfile
 import time
@@ -73,6 +74,9 @@ class Security:
         self.held: dict[str, HeldCertificate] = {}
         self.on_bundle_change: Callable[[], None] = lambda: None
         self.audit_path: Path | None = None  # <data-dir>/audit.log: who changed what
+        # Opens sidecars' `/tap`: sent only on authenticated snapshot streams, presented
+        # only by the control plane (tap_api.py). New at each start; sidecars get it anew.
+        self.tap_secret = secrets.token_urlsafe(32)
 
     @classmethod
     def open(
@@ -123,6 +127,7 @@ class Security:
             "trustBundle": self.bundle_pem().decode("ascii"),
             "trustSigner": self.signer(),
             "mtls": self.mtls,
+            "tapSecret": self.tap_secret,
         }
 
     # signing ------------------------------------------------------------------------------

@@ -150,6 +150,9 @@ class ControlServer:
             state.trust = self.security.mesh_section()
         return state
 
+    def _tap_secret(self) -> str | None:
+        return self.security.tap_secret if self.security is not None else None
+
     def _trust_changed(self) -> None:
         assert self.security is not None
         self.fanout.state.trust = self.security.mesh_section()
@@ -210,7 +213,7 @@ class ControlServer:
                     self.store, self.canaries, self._wait_for_sync, self._state, self.wall_clock
                 ).routes(),
                 *MetricsApi(self.store, self.telemetry, self.wall_clock).routes(),
-                *TapApi(self.store).routes(),
+                *TapApi(self.store, self._tap_secret()).routes(),
                 *GatewayApi(self.store, lambda: self.fanout).routes(),
                 *security_routes,
                 *session_routes(),

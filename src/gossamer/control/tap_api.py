@@ -3,6 +3,10 @@
 The control plane opens `GET /tap?...` on each healthy sidecar's stats listener, adds the
 proxy id to every summary line and writes the lines to the caller as they come, until the
 caller goes away or `limit` lines were sent. Nothing is recorded when no one taps.
+
+Tapping shows live request paths of any service, so only admins may (auth.py). The
+control plane presents its tap secret (security.py; sidecars got it in their snapshot's
+mesh section) as a bearer to each sidecar, which answers 401 without it.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ def tap_query(query: Any) -> dict[str, str]:
 
 
 class TapApi:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, secret: str | None = None) -> None:
         self.store = store
+        self.secret = secret  # None: no security configured, sidecars' taps are open
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/v1/tap", self.tap)]
@@ -109,8 +114,9 @@ class TapApi:
     ) -> None:
         target, proxy = group["targets"][0], group["labels"]["instance"]
         url = f"http://{target}/tap" + (f"?{urlencode(filters)}" if filters else "")
+        headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
         try:
-            async with session.get(url) as resp:
+            async with session.get(url, headers=headers) as resp:
                 if resp.status != 200:
                     await lines.put(_line({"proxy": proxy, "error": f"tap answered {resp.status}"}))
                     return

@@ -24,6 +24,7 @@ from gossamer.proxy.snapshot import Snapshot
 from gossamer.proxy.state import SnapshotHolder
 from gossamer.proxy.telemetry.observe import Observability
 from gossamer.proxy.telemetry.stats import Stats, render_prometheus
+from gossamer.proxy.telemetry.tap import without_tap_secret
 from gossamer.proxy.workload import WorkloadSecurity
 
 
@@ -97,7 +98,9 @@ class Sidecar:
             cfg, self.client, self.mesh_security, lambda: (self.sink.wire or {}).get("mesh"), log
         )
         self.client.report = self.workload.report  # heartbeats carry the bundle we use
-        self.observe = Observability(cfg, self.stats, self.client, log)
+        self.observe = Observability(
+            cfg, self.stats, self.client, log, lambda: (self.sink.wire or {}).get("mesh")
+        )
         self.stats_server = AdminServer(
             {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live},
             streams={"/tap": self.observe.tap},
@@ -147,7 +150,7 @@ class Sidecar:
                 "appHealthy": self.prober.healthy,
                 "watching": sorted(self.client.watching),
                 "identity": self.workload.describe(),
-                "snapshot": self.sink.wire,
+                "snapshot": without_tap_secret(self.sink.wire),
             },
         )
 

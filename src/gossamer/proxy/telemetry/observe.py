@@ -6,15 +6,21 @@ that the runtime runs in its TaskGroup.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.admin import Reply, Stream, text_reply
 from gossamer.proxy.control_client import Endpoint, HttpClient
 from gossamer.proxy.telemetry.access_log import AccessLog, open_target
 from gossamer.proxy.telemetry.report import Reporter
-from gossamer.proxy.telemetry.tap import Tap, TapQueryError, parse_query, tap_allowed
+from gossamer.proxy.telemetry.tap import (
+    Tap,
+    TapQueryError,
+    parse_query,
+    tap_allowed,
+    tap_credential,
+)
 from gossamer.proxy.telemetry.tracing import Tracer
 
 if TYPE_CHECKING:
@@ -30,11 +36,14 @@ class Observability:
         stats: Stats,
         client: ControlClient,
         log: Callable[[str], None],
-        tap_credential: str | None = None,
+        mesh_view: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.stats = stats
         self.log = log
-        self.tap_credential = tap_credential  # the admin credential, once provisioned
+        # The snapshot's mesh section (its tapSecret guards `/tap`); None: an embedding
+        # with no control plane security. `tap_credential` overrides it when set.
+        self.mesh_view = mesh_view
+        self.tap_credential: str | None = None
         self.reporter: Reporter | None = None
         if cfg.report_interval > 0:
             self.reporter = Reporter(stats, client.http, cfg.proxy_id, cfg.report_interval, log=log)
@@ -76,8 +85,11 @@ class Observability:
         self, query: dict[str, str], authorization: bytes | None, stream: Stream
     ) -> Reply | None:
         """`GET /tap?path=&method=&status=`: NDJSON summaries while the client stays."""
-        if not tap_allowed(authorization, self.tap_credential):
-            return text_reply(401, "tap needs the admin credential")
+        credential = self.tap_credential
+        if credential is None and self.mesh_view is not None:
+            credential = tap_credential(self.mesh_view())
+        if not tap_allowed(authorization, credential):
+            return text_reply(401, "tap is for the control plane: bearer credential required")
         try:
             flt = parse_query(query)
         except TapQueryError as exc:

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.telemetry.series import SeriesKey, route_label
 
@@ -74,11 +74,36 @@ def parse_query(query: Mapping[str, str]) -> TapFilter:
     )
 
 
+LOCKED = ""  # a credential no bearer matches: the tap secret is not known yet
+
+
+def tap_credential(mesh: Mapping[str, Any] | None) -> str | None:
+    """The bearer `/tap` wants, from the snapshot's mesh section: the control plane's tap
+    secret; LOCKED before the first snapshot, or when the mesh runs a CA but sent no
+    secret (fail closed); None (open) only when the control plane runs no security."""
+    if mesh is None:
+        return LOCKED
+    secret = mesh.get("tapSecret")
+    if isinstance(secret, str) and secret:
+        return secret
+    return LOCKED if "trustDomain" in mesh else None
+
+
+def without_tap_secret(wire: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The snapshot as the admin `/config` shows it: the tap secret left out."""
+    if wire is None or "tapSecret" not in (wire.get("mesh") or {}):
+        return wire
+    mesh = {k: v for k, v in wire["mesh"].items() if k != "tapSecret"}
+    return {**wire, "mesh": {**mesh, "tapSecret": "<redacted>"}}
+
+
 def tap_allowed(authorization: bytes | None, credential: str | None) -> bool:
-    """The one check every tap passes: the admin credential as a bearer token when one is
-    configured (the security work provisions it), open otherwise."""
+    """The one check every tap passes: the credential as a bearer token, compared in
+    constant time. None: open; LOCKED: refused."""
     if credential is None:
         return True
+    if not credential:
+        return False
     expected = b"Bearer " + credential.encode()
     return authorization is not None and hmac.compare_digest(authorization.strip(), expected)
 

@@ -220,14 +220,15 @@ class WorkloadSecurity:
 
     async def _renew(self, identity: WorkloadIdentity, snapshot_bundle: bytes) -> None:
         path = f"/api/v1/proxies/{self.client._pid}/certificate"
-        status, answer = await self.client.http.request(
-            "POST", path, {"csr": identity.csr_pem().decode("ascii")}
-        )
+        # The key and CSR come from a short-lived child (proxy/identity.py): wait for it in
+        # a thread so the data plane keeps serving meanwhile.
+        csr = await asyncio.to_thread(identity.csr_pem)
+        status, answer = await self.client.http.request("POST", path, {"csr": csr.decode("ascii")})
         if status != 200 or not isinstance(answer, dict):
             raise ControlError(f"certificate refused: {status} {answer}")
         chain = str(answer.get("certificate", "")).encode()
         bundle = str(answer.get("bundle", "")).encode() or snapshot_bundle
-        svid = identity.install(chain, bundle)
+        svid = await asyncio.to_thread(identity.install, chain, bundle)
         material = identity.tls_material()
         if self.security.tls is None:
             self.security.tls = MeshTLS(*material)

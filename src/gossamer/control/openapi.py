@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gossamer import __version__
+from gossamer.control.auth import OPEN_PATHS
 from gossamer.model import KINDS
 from gossamer.model.resources import Metadata
 
@@ -45,7 +46,14 @@ ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/tap", "Live request summaries (NDJSON)", None, None, True),
     ("get", "/api/v1/prometheus/targets", "Prometheus HTTP service discovery", None, None, False),
     *(
-        ("post", f"/api/v1/namespaces/{{ns}}/canaries/{{name}}/{action}", summary, None, None, False)
+        (
+            "post",
+            f"/api/v1/namespaces/{{ns}}/canaries/{{name}}/{action}",
+            summary,
+            None,
+            None,
+            False,
+        )
         for action, summary in (
             ("start", "Start a canary run (body: {spec})"),
             ("promote", "Promote the canary now"),
@@ -56,7 +64,43 @@ ENDPOINTS: list[Endpoint] = [
     ),
     ("get", "/api/v1/namespaces/{ns}/canaries/{name}/status", "A canary", None, None, False),
     ("post", "/api/v1/namespaces/{ns}/services/{name}/split", "Set weights", None, None, False),
-    ("get", "/api/v1/snapshot/namespaces/{ns}/services/{name}", "Compiled entry", None, None, False),
+    (
+        "get",
+        "/api/v1/snapshot/namespaces/{ns}/services/{name}",
+        "Compiled entry",
+        None,
+        None,
+        False,
+    ),
+]
+# Served only when the control plane runs its CA and credentials (control/ca_api.py,
+# audit_api.py); who may call what: control/auth.py.
+SECURITY_ENDPOINTS: list[Endpoint] = [
+    (
+        "get",
+        "/api/v1/trust-bundle",
+        "The mesh CA's trust bundle (open)",
+        None,
+        "TrustBundle",
+        False,
+    ),
+    ("get", "/api/v1/ca", "CA state: roots, expiry, rotation, stale proxies", None, None, False),
+    ("post", "/api/v1/ca/rotation", "Step a root rotation (admin)", "RotationRequest", None, False),
+    ("get", "/api/v1/identities", "Certificates in use per instance", None, None, False),
+    (
+        "post",
+        "/api/v1/proxies/{id}/certificate",
+        "Sign a sidecar's CSR (its own service's SPIFFE ID only)",
+        "CertificateRequest",
+        "Certificate",
+        False,
+    ),
+    ("get", "/api/v1/tokens", "Credentials issued (never their secrets; admin)", None, None, False),
+    ("post", "/api/v1/tokens", "Issue a credential (admin)", "TokenRequest", "Token", False),
+    ("delete", "/api/v1/tokens/{token}", "Revoke a credential by id (admin)", None, None, False),
+    ("post", "/api/v1/login", "Dashboard session from a credential", "LoginRequest", None, False),
+    ("post", "/api/v1/logout", "End the dashboard session", None, None, False),
+    ("get", "/api/v1/audit", "Recorded changes: who, what, when", None, None, False),
 ]
 
 
@@ -138,7 +182,59 @@ def _schemas() -> dict[str, Any]:
             "errors": {"type": "array", "items": {"type": "object"}},
         },
     }
+    schemas.update(_security_schemas())
     return schemas
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+def _security_schemas() -> dict[str, Any]:
+    text, seconds = {"type": "string"}, {"type": "integer", "minimum": 1}
+    return {
+        "TokenRequest": {
+            "description": "Give service (a sidecar's bootstrap token) or operator.",
+            **_obj(
+                [],
+                service=text,
+                namespace={"type": "string", "default": "default"},
+                operator=text,
+                role={"enum": ["admin", "viewer"], "default": "viewer"},
+                ttlSeconds=seconds,
+            ),
+        },
+        "Token": _obj(
+            ["id", "token", "role", "name", "expiresAt"],
+            id=text,
+            token={"type": "string", "description": "shown once; sidecar tokens end #sha256:CA"},
+            role={"enum": ["admin", "viewer", "proxy"]},
+            name=text,
+            namespace={"type": ["string", "null"]},
+            expiresAt={"type": "string", "format": "date-time"},
+        ),
+        "CertificateRequest": _obj(["csr"], csr={"type": "string", "description": "PEM CSR"}),
+        "Certificate": _obj(
+            ["certificate", "bundle", "spiffeId", "notAfter", "signer"],
+            certificate=text,
+            bundle=text,
+            spiffeId=text,
+            notAfter={"type": "string", "format": "date-time"},
+            signer=text,
+        ),
+        "TrustBundle": _obj(
+            ["trustDomain", "bundle", "fingerprint"],
+            trustDomain=text,
+            bundle=text,
+            fingerprint=text,
+        ),
+        "RotationRequest": _obj(
+            ["step"],
+            step={"enum": ["begin", "switch", "finish"]},
+            force={"type": "boolean", "default": False},
+        ),
+        "LoginRequest": _obj(["token"], token=text),
+    }
 
 
 def _operation(endpoint: Endpoint) -> dict[str, Any]:
@@ -172,13 +268,29 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     return op
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(security: bool = False) -> dict[str, Any]:
+    """The document for the routes served: the security ones only with `security` on,
+    and then every operation says which credentials it takes (none for the open ones)."""
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS + _kind_endpoints():
-        paths.setdefault(endpoint[1], {})[endpoint[0]] = _operation(endpoint)
+    endpoints = ENDPOINTS + _kind_endpoints() + (SECURITY_ENDPOINTS if security else [])
+    for endpoint in endpoints:
+        op = _operation(endpoint)
+        if security and endpoint[1] in OPEN_PATHS:
+            op["security"] = []  # answers without a credential
+        elif security:
+            op["security"] = [{"bearer": []}, {"session": []}]
+            op["responses"]["401"] = {"description": "No valid credential"}
+            op["responses"]["403"] = {"description": "The credential may not call this"}
+        paths.setdefault(endpoint[1], {})[endpoint[0]] = op
+    components: dict[str, Any] = {"schemas": _schemas()}
+    if security:
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "gst_... credential"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "gossamer_session"},
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "gossamer control plane", "version": __version__},
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": components,
     }

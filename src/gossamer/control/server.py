@@ -250,7 +250,7 @@ class ControlServer:
         return json_response({"status": "ready", "revision": self.fanout.version})
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return json_response(build_openapi())
+        return json_response(build_openapi(security=self.security is not None))
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response({"version": __version__, "protocols": list(SUPPORTED_PROTOCOLS)})

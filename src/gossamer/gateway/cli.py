@@ -63,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listener-port", action="append", default=[], type=_override,
                    metavar="LISTENER=PORT", help="bind a listener elsewhere (0: any free port)")  # fmt: skip
     p.add_argument("--stats-port", default=15021, type=parse_port, help="/metrics, /ready")
-    p.add_argument("--token", default=os.environ.get("GOSSAMER_TOKEN"))
-    p.add_argument("--token-file", default=None)
+    # Without either, on a loopback control plane whose data dir we can read, the local
+    # admin credential obtains a token scoped to this gateway (proxy/workload.py).
+    p.add_argument("--token", default=os.environ.get("GOSSAMER_TOKEN"),
+                   help="bootstrap token for this gateway (env GOSSAMER_TOKEN; prefer --token-file)")  # fmt: skip
+    p.add_argument("--token-file", default=None, help="file holding the bootstrap token (0600)")
     p.add_argument("--id", dest="proxy_id", default="")
     p.add_argument("--trusted-proxies", default=0, type=_count,
                    help="proxies in front of the gateway whose X-Forwarded-For is kept")  # fmt: skip
@@ -81,7 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str]) -> GatewayConfig:
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    from gossamer.proxy.bootstrap import BootstrapError, read_token
+
+    try:
+        read_token(ns.token, ns.token_file)  # a bad token file stops us here, clearly
+    except BootstrapError as exc:
+        parser.error(str(exc))
     return GatewayConfig(
         name=ns.name,
         namespace=ns.namespace,

@@ -15,7 +15,8 @@ Choices the protocol leaves open, made here:
   one such match. Header names are lower-cased (HTTP compares them case-insensitively);
   of repeated header or query names only the first counts (Gateway API).
 - A rule without backendRefs (and no RequestRedirect) sends to the parent service itself.
-  Backends of weight 0 and backendRefs of a kind other than Service are left out.
+  Backends of weight 0 are left out. A backendRef of a kind other than (core) Service keeps
+  its share with "invalid": reason, which the sidecar answers 500 invalid_backend.
 - RequestMirror filters name their target as {"service": "ns/name", "percent": N}. Fault
   filters carry seconds and status: {"delay": {"seconds", "percent"}, "abort": {"status",
   "percent"}}. A backend with filters of its own carries them as "filters" (left out
@@ -213,25 +214,27 @@ def _session_persistence(given: Mapping[str, Any] | None) -> dict[str, str] | No
     return {"cookie": name}
 
 
+def _compile_backend(ref: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    backend: dict[str, Any] = {
+        "service": _ref_key(ref, namespace),
+        "labels": dict(ref.get("labels") or {}),
+        "weight": ref.get("weight", 1),
+    }
+    if ref.get("filters"):
+        backend["filters"] = [_compile_filter(f, namespace) for f in ref["filters"]]
+    kind = ref.get("kind", "Service")
+    if kind != "Service" or ref.get("group") not in (None, "", "core"):
+        # Gateway API: a ref that names nothing valid keeps its share, answered 500.
+        backend["invalid"] = f"backendRef kind {ref.get('group') or 'core'}/{kind} is not a Service"
+    return backend
+
+
 def _compile_rule(rule: Mapping[str, Any], namespace: str, parent: str) -> dict[str, Any]:
     """Everything of a (rule, match) pair that does not depend on the match."""
     filters = [_compile_filter(f, namespace) for f in rule.get("filters") or ()]
-    refs = rule.get("backendRefs") or ()
-    backends = [
-        {
-            "service": _ref_key(ref, namespace),
-            "labels": dict(ref.get("labels") or {}),
-            "weight": ref.get("weight", 1),
-            **(
-                {"filters": [_compile_filter(f, namespace) for f in ref["filters"]]}
-                if ref.get("filters")
-                else {}
-            ),
-        }
-        for ref in refs
-        if ref.get("kind", "Service") == "Service" and ref.get("weight", 1) > 0
-    ]
-    if not refs and not any(f["type"] == "RequestRedirect" for f in filters):
+    refs = [ref for ref in rule.get("backendRefs") or () if ref.get("weight", 1) > 0]
+    backends = [_compile_backend(ref, namespace) for ref in refs]
+    if not rule.get("backendRefs") and not any(f["type"] == "RequestRedirect" for f in filters):
         backends = [{"service": parent, "labels": {}, "weight": 1}]
     timeouts = rule.get("timeouts") or {}
     retry = rule.get("retry")
@@ -325,7 +328,8 @@ def needed_services(entry: Mapping[str, Any]) -> set[str]:
     keys = set()
     for route in entry["routes"]:
         for backend in route["backends"]:
-            keys.add(backend["service"])
+            if "invalid" not in backend:
+                keys.add(backend["service"])
         for flt in route["filters"]:
             if flt["type"] == "RequestMirror":
                 keys.add(flt["requestMirror"]["service"])

@@ -153,6 +153,7 @@ class Route:
     __slots__ = (
         "_cumulative",
         "_total",
+        "backend_invalid",
         "backend_plans",
         "backend_request_timeout",
         "backend_specs",
@@ -187,6 +188,8 @@ class Route:
         self.method: str | None = None
         self.backend_specs: tuple[tuple[str, dict[str, str], int], ...] = ()
         self.backend_plans: tuple[FilterPlan | None, ...] = ()  # parallel to backend_specs
+        # Parallel to backend_specs: the ref names nothing valid (not a Service), 500.
+        self.backend_invalid: tuple[bool, ...] = ()
         # Filters and session persistence, precomputed; None when the rule has neither (nor
         # per-backend filters), so plain requests pay one test (proxy/filters.py).
         self.plan: FilterPlan | None = None
@@ -206,11 +209,14 @@ class Route:
         for name in Route.__slots__:
             setattr(clone, name, getattr(self, name))
         backends = []
-        for (service, labels, weight), plan in zip(
-            self.backend_specs, self.backend_plans, strict=True
+        for (service, labels, weight), plan, invalid in zip(
+            self.backend_specs, self.backend_plans, self.backend_invalid, strict=True
         ):
             ref = BackendRef(service, labels, weight, plan)
-            ref.backend = resolve(service, labels)
+            backend = resolve(service, labels)
+            # A ref naming nothing valid keeps its share with no backend: answered 500
+            # invalid_backend (Gateway API), unlike an empty subset's 503.
+            ref.backend = None if invalid or backend.missing else backend
             backends.append(ref)
         mirrors = []
         for service, percent in self.mirror_specs:
@@ -339,6 +345,7 @@ def compile_route(wire: Any, field: str) -> Route:
         route.path_value.encode("utf-8") if route.path_kind in (PATH_EXACT, PATH_PREFIX) else b"/"
     )
     plans = []
+    invalid = []
     for i, b in enumerate(_list(_or(w.get("backends"), []), f"{field}.backends")):
         bf = f"{field}.backends[{i}]"
         b = _mapping(b, bf)
@@ -350,9 +357,11 @@ def compile_route(wire: Any, field: str) -> Route:
         if weight < 0:
             raise ValueError(f"{bf}.weight: {weight} is negative; weights must be >= 0")
         specs.append((service, labels, weight))
+        invalid.append(b.get("invalid") is not None)
     if specs and not any(weight > 0 for _, _, weight in specs):
         raise ValueError(f"{field}.backends: all weights are zero; at least one must be > 0")
     route.backend_specs = tuple(specs)
+    route.backend_invalid = tuple(invalid)
     filters: list[dict[str, Any]] = []
     mirrors = []
     for i, f in enumerate(_list(_or(w.get("filters"), []), f"{field}.filters")):

@@ -114,7 +114,16 @@ class Backend:
     """An endpoint set (a service, or the subset of it whose labels include ``labels``)
     with its balancer and the target service's outlier detector, limits and policy."""
 
-    __slots__ = ("balancer", "endpoints", "key", "labels", "limits", "outlier", "policy")
+    __slots__ = (
+        "balancer",
+        "endpoints",
+        "key",
+        "labels",
+        "limits",
+        "missing",
+        "outlier",
+        "policy",
+    )
 
     def __init__(self, view: ServiceView, labels: dict[str, str]) -> None:
         self.key = view.key
@@ -125,6 +134,8 @@ class Backend:
         self.balancer: Balancer = make_balancer(view.policy.lb, self.endpoints)
         self.outlier = view.outlier
         self.limits = view.limits
+        # The control plane said the service does not exist (a route names a missing one).
+        self.missing = not view.exists
 
 
 class ServiceView:
@@ -293,7 +304,11 @@ def _link(view: ServiceView, services: Mapping[str, ServiceView]) -> ServiceView
             if target is None:
                 # Named but not (yet) in the view: an empty set answers 503 until it arrives.
                 target = _missing_view(key)
-            backend = table[(key, labels_key)] = target.subset(labels)
+                backend = target.subset(labels)
+                backend.missing = False  # not known missing: 503 until its entry arrives
+            else:
+                backend = target.subset(labels)
+            table[(key, labels_key)] = backend
         return backend
 
     view.default_backend = resolve(view.key, {})

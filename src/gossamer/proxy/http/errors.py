@@ -29,6 +29,7 @@ NO_ROUTE = "no_route"
 UNKNOWN_SERVICE = "unknown_service"
 EGRESS_REFUSED = "egress_refused"
 NO_HEALTHY_ENDPOINT = "no_healthy_endpoint"
+INVALID_BACKEND = "invalid_backend"  # a backendRef names no Service (500, Gateway API)
 CONNECT_FAILURE = "connect_failure"
 UPSTREAM_TIMEOUT = "upstream_timeout"
 UPSTREAM_RESET = "upstream_reset"

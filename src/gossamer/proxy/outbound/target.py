@@ -177,7 +177,11 @@ class OutboundTarget:
         else:
             backend = view.default_backend
         if backend is None:
-            ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
+            # A chosen ref without a backend names nothing valid (Gateway API: 500).
+            if route is not None and ref is not None:
+                ex.fail(500, errors.INVALID_BACKEND)
+            else:
+                ex.fail(503, errors.NO_HEALTHY_ENDPOINT)
             return
         if not backend.limits.try_acquire_request():
             ex.fail(503, errors.OVERFLOW)

@@ -69,6 +69,44 @@ def get_with_token(port: int, path: str, token: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
+def cli(data_dir: Path, control: str, *args: str, timeout: float = 30) -> str:
+    """The real `gossamer` CLI against the running demo, as its banner says to run it."""
+    env = {**os.environ, "GOSSAMER_CONTROL": control, "GOSSAMER_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [*GOSSAMER, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def check_observability(data_dir: Path, control: str) -> None:
+    """What the banner says to try really works on the demo's traffic: canary status,
+    stat, edges, tap and explain."""
+    canary = json.loads(cli(data_dir, control, "canary", "status", "reviews", "-o", "json"))
+    assert canary["spec"]["canary"] == {"version": "v2"}, canary
+    assert canary["status"]["phase"] in ("Progressing", "Promoted"), canary["status"]
+    # Sidecars push telemetry every few seconds: wait (bounded) until reviews shows up.
+    deadline = time.monotonic() + 30
+    while True:
+        stat = json.loads(cli(data_dir, control, "stat", "-o", "json"))
+        rows = {row["service"]: row for row in stat["items"]}
+        if rows.get("default/reviews", {}).get("requests", 0) > 0:
+            break
+        assert time.monotonic() < deadline, stat
+    assert rows["default/reviews"]["successRate"] == 1.0, rows
+    assert rows["default/frontend"]["requests"] > 0, rows  # the load generator's calls
+    edges = json.loads(cli(data_dir, control, "edges", "-o", "json"))["items"]
+    pairs = {(e["src"], e["dst"]) for e in edges}
+    assert {("default/frontend", "default/reviews"), ("default/frontend", "default/catalog")} <= (
+        pairs
+    ), edges
+    tapped = cli(data_dir, control, "tap", "reviews", "--limit", "3", "-o", "json").splitlines()
+    assert len(tapped) == 3, tapped
+    assert all(json.loads(line)["path"].startswith("/reviews/") for line in tapped), tapped
+    explained = cli(data_dir, control, "explain", "route", "reviews", "GET", "/reviews/1")
+    assert "version=v2" in explained, explained
+
+
 def test_demo_serves_through_the_mesh_and_stops_cleanly(tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [*GOSSAMER, "demo", "--data-dir", str(tmp_path), "--rps", "3"],
@@ -106,6 +144,7 @@ def test_demo_serves_through_the_mesh_and_stops_cleanly(tmp_path: Path) -> None:
         token = banner.split("Authorization: Bearer ", 1)[1].split("'", 1)[0]
         status, body = get_with_token(int(edge.rsplit(":", 1)[1]), "/api/reviews/1", token)
         assert status == 200 and json.loads(body)["book"] == 1, body
+        check_observability(tmp_path / "control", ready["control"])
         children = descendants(demo.pid)
         assert len(children) >= 10  # control + 4 sidecars + 4 apps + the gateway
     finally:

@@ -23,6 +23,10 @@ from gossamer.demo.loadgen import LoadGenerator, get_via_proxy
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 8.0
+# The canary the demo starts on reviews v2 (healthy, so it promotes in about a minute and a
+# half at the demo's load). Seconds, not minutes, so one sees every step.
+CANARY_ARGS = ("--to", "v2", "--steps", "10,25,50,100", "--interval", "20s",
+               "--max-error-rate", "5%", "--min-requests", "10")  # fmt: skip
 
 
 def free_port(preferred: int = 0) -> int:
@@ -161,6 +165,7 @@ class Demo:
         frontend = children[-1]
         await first_answer(int(frontend.ready["outbound"]))
         await self.start_edge()
+        await self.start_canary()
         return frontend
 
     async def start_edge(self) -> None:
@@ -177,6 +182,21 @@ class Demo:
             "--listener-port", f"http={self.edge_port}", "--stats-port", "0",
             "--access-log", str(self.data_dir / "logs" / "gateway-access.log")))  # fmt: skip
         await self.wait_ready(child, b"gossamer-gateway ready")
+
+    async def start_canary(self) -> str:
+        """`gossamer canary start reviews ...` with the real CLI; returns what it printed."""
+        proc = await asyncio.create_subprocess_exec(
+            *gossamer_cmd(
+                "canary", "start", "reviews", *CANARY_ARGS, "--control", self.control_url
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "GOSSAMER_DATA_DIR": str(self.data_dir / "control")},
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"gossamer canary start reviews failed: {out.decode().strip()}")
+        return out.decode()
 
     async def stop(self) -> None:
         """SIGTERM every group (sidecars first, the control plane last), then SIGKILL."""
@@ -215,7 +235,8 @@ def banner(demo: Demo, frontend: Child, mesh_file: Path) -> str:
     out = frontend.ready["outbound"]
     ctl = demo.control_url
     return f"""
-gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 10%).
+gossamer demo is up: control plane, frontend → catalog + reviews (v1, v2), and a canary
+of reviews v2 under way: {" ".join(("gossamer canary start reviews", *CANARY_ARGS))}
 
   control plane   {ctl}   (export GOSSAMER_CONTROL={ctl})
   dashboard       {ctl}/   (log in with the admin credential below)
@@ -227,11 +248,20 @@ gossamer demo is up: control plane, frontend → catalog + reviews (v1 90% / v2 
   frontend admin  http://127.0.0.1:{frontend.ready["admin"]}/config
   logs            {demo.data_dir / "logs"}
 {banner_lines(demo.edge_port, demo.issuer.token())}
-Try next:
+Try next (after the two exports above):
+  gossamer canary status reviews           # step, weights, measured vs thresholds, history
+  gossamer stat                            # success rate, rps, p50/p95/p99 per service
+  gossamer stat reviews --routes
+  gossamer edges                           # who calls whom, and whether mTLS protects it
+  gossamer top reviews                     # the busiest paths
+  gossamer tap reviews --limit 10          # live requests through reviews' sidecars
+  gossamer explain route reviews GET /reviews/1   # which rule, which backend, why
   gossamer services
   gossamer endpoints reviews
   gossamer proxies
-  edit {mesh_file} (e.g. weights 50/50) and: gossamer apply -f {mesh_file}
+  gossamer canary abort reviews            # or promote; then try a split:
+  gossamer split reviews v1=50 v2=50
+  edit {mesh_file} and: gossamer apply -f {mesh_file}
 
 Load: about {demo.rps:g} requests/s on the frontend. Ctrl-C stops everything.
 """

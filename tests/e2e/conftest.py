@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -74,11 +75,14 @@ def page(browser_context: Any) -> Iterator[Any]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
+# Screenshots are kept as artifacts (git-ignored); CI may point elsewhere.
+ARTIFACTS = Path(os.environ.get("GOSSAMER_E2E_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
 @pytest.fixture(scope="module")
 def screenshot_dir() -> Path:
-    out = Path(tempfile.gettempdir()) / "gossamer-dashboard-screenshots"
-    out.mkdir(exist_ok=True)
-    return out
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
 
 
 @pytest.fixture(scope="module")

@@ -222,6 +222,32 @@ class Sidecar:
         self.log.close()
 
 
+class Load:
+    """Steady requests from a caller's app side through its sidecar to `host` until stopped."""
+
+    def __init__(self, outbound_port: int, host: str) -> None:
+        self.url = f"http://127.0.0.1:{outbound_port}/items"
+        self.host = host
+        self.stopped = threading.Event()
+        self.answers: dict[int, int] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5.0) as http:
+            while not self.stopped.is_set():
+                status = http.get(self.url, headers={"Host": self.host}).status_code
+                self.answers[status] = self.answers.get(status, 0) + 1
+                self.stopped.wait(0.02)  # about 40 rps: visible, cheap on two cores
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
 class _Stopping(Exception):
     """Leaves the task group so every sidecar task is cancelled with it."""
 

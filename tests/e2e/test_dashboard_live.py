@@ -5,40 +5,13 @@ from the page, CSRF refusals, and screenshots of the new pages at both widths.""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from meshkit import Mesh, open_page, service
+from meshkit import Load, Mesh, open_page, service
 from playwright.sync_api import expect
-
-
-class Load:
-    """Steady requests from `shop`'s app side through its sidecar to `web` until stopped."""
-
-    def __init__(self, outbound_port: int) -> None:
-        self.url = f"http://127.0.0.1:{outbound_port}/items"
-        self.stopped = threading.Event()
-        self.answers: dict[int, int] = {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=5.0) as http:
-            while not self.stopped.is_set():
-                status = http.get(self.url, headers={"Host": "web"}).status_code
-                self.answers[status] = self.answers.get(status, 0) + 1
-                self.stopped.wait(0.02)  # about 40 rps: visible, cheap on two cores
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +20,7 @@ def traffic(seeded: Mesh) -> Iterator[Load]:
     seeded.spawn_sidecar("web-1", "web", "v1")
     seeded.spawn_sidecar("web-2", "web", "v2")
     shop = seeded.spawn_sidecar("shop-1", "shop", "v1")
-    with Load(shop.ports["outbound"]) as load:
+    with Load(shop.ports["outbound"], "web") as load:
         yield load
     assert load.answers.get(200, 0) > 0, load.answers
 

@@ -6,6 +6,7 @@ import { ACTIVE_PHASES, CanarySamples, seriesOf, specFromForm } from "./canary.j
 import { lineChart } from "./chart.js";
 import { badge, h, link, table } from "./dom.js";
 import { formatPercent, formatSeconds } from "./metrics.js";
+import { mayChange, readOnlyNote } from "./readonly.js";
 
 export const title = "Canaries";
 
@@ -145,6 +146,13 @@ function overview(ctx) {
       field("canary-minRequests", "Min requests per step", inputs.minRequests)),
     h("button.primary", { type: "submit", id: "canary-review-button" }, "Review"),
     review, outcome);
+  if (!mayChange()) {
+    form.insertBefore(readOnlyNote("starting a canary"), form.children[1]);
+    for (const el of form.querySelectorAll("input, select, button")) {
+      el.disabled = true;
+      el.setAttribute("aria-describedby", `${el.getAttribute("aria-describedby") || ""} readonly-note`.trim());
+    }
+  }
 
   function update(model) {
     noteAll(model);
@@ -178,6 +186,10 @@ function detail(ctx, namespace, name) {
     drawn = shown;
     actions.replaceChildren();
     if (!doc || !ACTIVE_PHASES.has(phase)) return;
+    if (!mayChange()) {
+      actions.append(readOnlyNote("promoting, aborting or pausing it"));
+      return;
+    }
     if (pending) {
       actions.append(h("span", {}, `${pending[0].toUpperCase()}${pending.slice(1)} ${key}? `),
         h("button.primary", { type: "button", id: "canary-confirm-command", on: { click: () => run(pending) } }, `Confirm ${pending}`),

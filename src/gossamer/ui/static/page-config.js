@@ -5,6 +5,7 @@ import { h } from "./dom.js";
 import { dump, loadAll } from "./js-yaml.mjs";
 import { lineOfField } from "./locate.js";
 import { keyOf } from "./model.js";
+import { mayChange, readOnlyNote } from "./readonly.js";
 
 export const title = "Config";
 
@@ -139,16 +140,19 @@ export function mount(ctx) {
     }
   }
 
-  const root = h("section", { id: "config-page" }, h("h1", {}, "Config"),
+  const locked = !mayChange(); // a viewer reads the YAML; validating and applying are POSTs
+  if (locked) editor.readOnly = true;
+  const lockedProps = locked ? { disabled: true, "aria-describedby": "readonly-note" } : {};
+  const root = h("section", { id: "config-page" }, h("h1", {}, "Config"), readOnlyNote("validating and applying"),
     h("div.config", {},
       h("nav.side", { "aria-label": "Pick a resource" }, h("label", { for: "config-kind" }, "Kind "), kindSelect, picker),
       h("div.editor", {},
         h("label.block", { for: "config-editor" }, "YAML (one or more documents separated by ---)"),
         h("div.code", {}, gutter, editor),
         h("div.buttons", {},
-          h("button", { type: "button", id: "config-validate", on: { click: () => submit(true) } }, "Validate"),
+          h("button", { type: "button", id: "config-validate", ...lockedProps, on: { click: () => submit(true) } }, "Validate"),
           " ",
-          h("button.primary", { type: "button", id: "config-apply", on: { click: () => submit(false) } }, "Apply")),
+          h("button.primary", { type: "button", id: "config-apply", ...lockedProps, on: { click: () => submit(false) } }, "Apply")),
         errorsBox, resultBox)));
   drawPicker();
   drawGutter();

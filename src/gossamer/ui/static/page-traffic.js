@@ -2,6 +2,7 @@
 // confirm -> PUT with the resourceVersion the edit started from. A 409 says so plainly.
 import { ApiError, putResource } from "./api.js";
 import { h, link, table } from "./dom.js";
+import { mayChange, readOnlyNote } from "./readonly.js";
 import { backendLabel, ruleWeights, shares, weightsDiff, weightsProblem, withWeights } from "./weights.js";
 
 export const title = "Traffic shifting";
@@ -42,7 +43,8 @@ export function mount(ctx, [namespace, name]) {
       return;
     }
     weights = (base.spec.rules || []).map((_, i) => ruleWeights(base, i));
-    root.append(h("p.summary", {}, `Editing resourceVersion ${base.metadata.resourceVersion}.`));
+    root.append(h("p.summary", {}, `Editing resourceVersion ${base.metadata.resourceVersion}.`),
+      readOnlyNote("changing weights"));
     base.spec.rules.forEach((rule, ri) => root.append(ruleEditor(rule, ri)));
   }
 
@@ -71,10 +73,11 @@ export function mount(ctx, [namespace, name]) {
     const rows = backends.map((b, bi) => {
       const label = backendLabel(b);
       const id = `w-${ri}-${bi}`;
+      const locked = !mayChange();
       const slider = h("input", { type: "range", min: 0, max: maxWeight, step: 1, value: weights[ri][bi],
-        "aria-label": `weight of ${label} (slider)` });
+        "aria-label": `weight of ${label} (slider)`, disabled: locked, "aria-describedby": locked ? "readonly-note" : null });
       const number = h("input", { type: "number", min: 0, max: 1000000, step: 1, value: weights[ri][bi], id,
-        "aria-label": `weight of ${label}` });
+        "aria-label": `weight of ${label}`, disabled: locked, "aria-describedby": locked ? "readonly-note" : null });
       const set = (raw, from) => {
         const v = raw === "" ? NaN : Number(raw);
         weights[ri][bi] = v;

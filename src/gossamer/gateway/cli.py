@@ -33,7 +33,7 @@ class GatewayConfig:
     report_interval: float = 5.0
     drain_grace: float = 5.0
     cert_check: float = 1.0  # seconds between certificate file checks
-    max_body: int = 8 * 1024 * 1024  # a larger declared Content-Length is answered 413
+    max_body: int = 8 * 1024 * 1024  # a larger body (declared or streamed) is answered 413
     trace_sampling: float = 0.01
     otlp_endpoint: str | None = None
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", default="-", metavar="PATH|-|off",
                    help="JSON access log lines (default: stdout)")  # fmt: skip
     p.add_argument("--max-body", default=8 * 1024 * 1024, type=int,
-                   help="largest request body in bytes (Content-Length; 413 beyond)")  # fmt: skip
+                   help="largest request body in bytes, declared or chunked (413 beyond)")  # fmt: skip
     p.add_argument("--trace-sampling", default=0.01, type=_fraction)
     p.add_argument("--otlp-endpoint", default=None, type=_otlp_endpoint,
                    help="OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (tracing on)")  # fmt: skip

@@ -83,18 +83,18 @@ def normalize_host(authority: bytes | str) -> str:
     return host.partition(":")[0].rstrip(".")
 
 
-def find_host(hosts: Mapping[str, Any], host: str) -> Any:
-    """Gateway API precedence: the exact hostname, then the longest matching wildcard
+def matching_hosts(hosts: Mapping[str, Any], host: str) -> list[Any]:
+    """Every virtual host `host` falls in, most specific first (Gateway API hostname
+    precedence): the exact hostname, then each matching wildcard from the longest
     (`*.example.com` matches `a.example.com` and `a.b.example.com`), then `*`."""
-    found = hosts.get(host)
-    if found is not None:
-        return found
-    labels = host.split(".")
-    for i in range(1, len(labels)):
-        found = hosts.get("*." + ".".join(labels[i:]))
-        if found is not None:
-            return found
-    return hosts.get("*")
+    names = [host, *("*." + ".".join(host.split(".")[i:]) for i in range(1, host.count(".") + 1))]
+    return [found for name in [*names, "*"] if (found := hosts.get(name)) is not None]
+
+
+def find_host(hosts: Mapping[str, Any], host: str) -> Any:
+    """The most specific virtual host `host` falls in, or None."""
+    found = matching_hosts(hosts, host)
+    return found[0] if found else None
 
 
 class HostTable:
@@ -112,9 +112,13 @@ class HostTable:
             views[host] = route_view(gateway.key, entry, snap.services)
         return cls(views)
 
-    def lookup(self, host: str) -> ServiceView | None:
-        view: ServiceView | None = find_host(self.views, host)
-        return view
+    def lookup(self, host: str) -> list[ServiceView]:
+        """The virtual hosts to try, most specific first. Gateway API gives precedence to
+        the rules of the route with the most specific matching hostname; a request none
+        of them matches falls through to the less specific ones (exact host -> its
+        wildcards -> `*`), never to a 404 while a matching wildcard rule exists."""
+        views: list[ServiceView] = matching_hosts(self.views, host)
+        return views
 
 
 def parse_duration_text(text: str) -> float:

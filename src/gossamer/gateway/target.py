@@ -31,7 +31,7 @@ from gossamer.proxy.state import SnapshotHolder
 UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
-BODY_TOO_LARGE = "body_too_large"
+BODY_TOO_LARGE = errors.BODY_TOO_LARGE
 CORS_PREFLIGHT = "cors_preflight"
 CORS_REFUSED = "cors_refused"
 _INTERNAL_PREFIX = b"x-gossamer-"
@@ -109,6 +109,7 @@ class GatewayTarget:
         if head.content_length is not None and head.content_length > self.max_body:
             ex.fail(413, BODY_TOO_LARGE)  # closes: the body is left unread
             return
+        ex.body_limit = self.max_body  # a chunked body: 413 once the streamed bytes pass it
         # Absolute-form (RFC 9112 3.2.2): its authority is the host, whatever Host says.
         authority, origin_form = split_target(head.target)
         try:
@@ -121,16 +122,13 @@ class GatewayTarget:
         head.headers = self._sanitize(head.headers, ex.client.peer_ip, policies)
         host = normalize_host(authority if authority is not None else head.host)
         table: HostTable | None = self.state.tables.get(self.listener.name)
-        view = table.lookup(host) if table is not None else None
-        if view is None:
-            ex.fail(404, errors.NO_ROUTE)
-            return
         _, _, query = target.partition(b"?")
-        route = match_route(view, head.method, path, query or None, head.headers)
-        if route is None:
-            ex.fail(404, errors.NO_ROUTE)
-            return
-        self._authenticate(ex, view, route.route, host)
+        for view in table.lookup(host) if table is not None else ():
+            route = match_route(view, head.method, path, query or None, head.headers)
+            if route is not None:
+                self._authenticate(ex, view, route.route, host)
+                return
+        ex.fail(404, errors.NO_ROUTE)
 
     def _authenticate(self, ex: Exchange, view: ServiceView, route_key: str, host: str) -> None:
         auth_key = self.listener.auth.get(route_key)

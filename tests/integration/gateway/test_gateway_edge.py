@@ -76,6 +76,7 @@ def documents(tmp: Path, keys: dict[str, SigningKey]) -> list[dict[str, Any]]:
             {"name": "redirect", "port": 8081, "protocol": "HTTP", "httpsRedirect": True}]}),
         route("api", "a.example.com", [to("reviews", "/reviews"), to("ratings", "/ratings")]),
         route("wild", "*.b.example.com", [to("ratings", "/")]),
+        route("exact", "exact.b.example.com", [to("reviews", "/only")]),
         route("secure", "jwt.example.com", [to("reviews", "/")]),
         route("keyed", "keys.example.com", [to("reviews", "/")]),
         route("limited", "limit.example.com", [{**to("ratings", "/"), "filters": [
@@ -166,6 +167,11 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
     assert miss.status == 404 and miss.headers[b"x-gossamer-reason"] == b"no_route"
     other = await get(edge.port("http"), "unknown.org", "/reviews")
     assert other.status == 404
+    # Exact host beats wildcard; a path its route lacks falls through to the wildcard's rules.
+    exact = await get(edge.port("http"), "exact.b.example.com", "/only/1")
+    assert exact.status == 200 and exact.json()["instance"] == "reviews-1"
+    through = await get(edge.port("http"), "exact.b.example.com", "/else")
+    assert through.status == 200 and through.json()["instance"] == "ratings-1"
     # An SNI that no certificate names: the handshake is refused.
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         await get(https, "evil.org", "/", tls=edge.tls(), sni="evil.org")
@@ -191,6 +197,15 @@ async def test_tls_sni_routing_redirect_hsts_and_hygiene(edge: Edge) -> None:
     big = b"POST /reviews HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5000\r\n\r\n"
     too_large = await get(edge.port("http"), "a.example.com", "/", raw=big)
     assert too_large.status == 413 and too_large.headers[b"x-gossamer-reason"] == b"body_too_large"
+    # A chunked body declares no length: 413 once the streamed bytes pass --max-body (4096).
+    chunk = b"800\r\n" + b"x" * 0x800 + b"\r\n"
+    head = b"POST /reviews HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+    small = await get(edge.port("http"), "a.example.com", "/", raw=head + chunk + b"0\r\n\r\n")
+    assert small.headers[b"server"].startswith(b"BaseHTTP"), small  # the app's own answer
+    streamed = await get(
+        edge.port("http"), "a.example.com", "/", raw=head + chunk * 3 + b"0\r\n\r\n"
+    )
+    assert streamed.status == 413 and streamed.headers[b"x-gossamer-reason"] == b"body_too_large"
     access_log = edge.tmp / "gateway-access.log"
     async with asyncio.timeout(10):  # the access log flushes about once a second
         while True:

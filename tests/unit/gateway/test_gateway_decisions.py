@@ -9,7 +9,12 @@ from jwtkit import SigningKey, jwks
 
 from gossamer.control.gateway_compiler import compile_gateway, intersect
 from gossamer.gateway.auth import AuthPolicy
-from gossamer.gateway.config import find_host, normalize_host, parse_duration_text
+from gossamer.gateway.config import (
+    find_host,
+    matching_hosts,
+    normalize_host,
+    parse_duration_text,
+)
 from gossamer.gateway.cors import Cors
 from gossamer.gateway.ratelimit import Limiter, LimitSpec, client_ip, headers_for
 from gossamer.model import parse_document
@@ -25,6 +30,10 @@ def test_host_precedence() -> None:
     assert find_host(hosts, "x.b.example.com") == 3  # the longer wildcard wins
     assert find_host(hosts, "other.org") == 4
     assert find_host({"a.example.com": 1}, "example.com") is None
+    # Every virtual host a request falls in, most specific first: a rule miss falls through.
+    assert matching_hosts(hosts, "a.example.com") == [1, 2, 4]
+    assert matching_hosts(hosts, "x.b.example.com") == [3, 2, 4]
+    assert matching_hosts({"a.example.com": 1}, "b.example.com") == []
     assert normalize_host(b"API.Example.com:8443") == "api.example.com"
     assert normalize_host(b"[::1]:80") == "[::1]"
 

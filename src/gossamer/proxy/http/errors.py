@@ -39,6 +39,7 @@ FORBIDDEN = "forbidden"
 RBAC_DENIED = "rbac_denied"  # an AuthorizationPolicy refused the request (403)
 REDIRECT = "redirect"  # a RequestRedirect filter answered (3xx with location)
 FAULT_INJECTED = "fault_injected"  # a Fault filter's abort (resilience testing)
+BODY_TOO_LARGE = "body_too_large"  # a request body past the gateway's --max-body (413)
 BAD_PATH = "bad_path"  # a request path refused before authorization (400, see proxy/paths.py)
 
 

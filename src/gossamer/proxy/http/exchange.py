@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from gossamer.proxy.pool import EndpointKey, UpstreamConnection, UpstreamPool
 
 REPLAY_LIMIT = 64 * 1024  # bodies up to this size are kept for retries
+NO_BODY_LIMIT = 1 << 62  # one int compare per body chunk, no branch on "is there a limit"
 BUFFER_LIMIT = 64 * 1024  # body bytes held while no upstream is attached
 HOLD_LIMIT = 64 * 1024  # fixed-length responses up to this size hold their head
 DEFAULT_IDLE_TIMEOUT = 60.0  # a response stalled this long is cut (policy timeouts.idle)
@@ -59,6 +60,7 @@ class Exchange:
         "attempt",
         "attempt_timer",
         "backend_limits",
+        "body_limit",
         "body_mark",
         "body_size",
         "client",
@@ -118,6 +120,7 @@ class Exchange:
         self.unsent_size = 0
         self.sent_log: list[bytes] | None = []  # None once the body outgrew REPLAY_LIMIT
         self.body_size = 0
+        self.body_limit = NO_BODY_LIMIT  # the gateway sets its --max-body (streamed bodies)
         self.body_mark = 0  # body_size when the request timer was last armed
         self.request_done = False
         self.trailers: Headers | None = None
@@ -327,6 +330,9 @@ class Exchange:
 
     def request_body(self, data: bytes) -> None:
         self.body_size += len(data)
+        if self.body_size > self.body_limit:
+            self.fail(413, errors.BODY_TOO_LARGE)  # closes: the rest is never read
+            return
         conn = self.upstream
         if conn is not None:
             if self.head.chunked:

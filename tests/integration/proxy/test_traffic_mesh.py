@@ -13,18 +13,21 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httptools
 import httpx
 import pytest
+import pytest_asyncio
 from helpers import GOSSAMER, Load, Procs
 from test_filters_mesh import Response
 
-SPLIT_REQUESTS = 12_000
+# One mesh (5 sidecars and a control plane) for the module: each test applies its own route.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+SPLIT_REQUESTS = 10_080  # at least 10,000, a multiple of CONNECTIONS
 CONNECTIONS = 48  # keep-alive connections spread over the three client sidecars
 USERS = 200
+SWITCH_REQUESTS = 200  # per client sidecar after each switch
 # Chi-square critical values at p = 0.001 (a correct split fails 1 run in 1000).
 CHI2_CRITICAL = {1: 10.828, 2: 13.816}
 
@@ -71,8 +74,9 @@ class Mesh:
     env: dict[str, str]  # for the CLI: control URL and data dir (admin credential)
 
 
-@pytest.fixture
-async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
+    tmp_path = tmp_path_factory.mktemp("traffic")
     procs = Procs(tmp_path)
     try:
         control = await procs.control()
@@ -227,7 +231,7 @@ async def test_weight_change_and_blue_green_under_constant_load_fail_no_request(
                 await cli(mesh, "split", "reviews", *weights, "--wait")
                 at = time.monotonic()
                 # Requests sent after every sidecar ACKed see the new weights.
-                await asyncio.gather(*(load.requests(300) for load in loads))
+                await asyncio.gather(*(load.requests(SWITCH_REQUESTS) for load in loads))
                 seen = set().union(*(load.sent_since(at) for load in loads))
                 if only is not None:
                     assert seen == only, (weights, seen)
@@ -242,7 +246,7 @@ async def test_weight_change_and_blue_green_under_constant_load_fail_no_request(
     total = sum(load.ok + len(load.failures) for load in loads)
     failures = [f for load in loads for f in load.failures]
     print(f"{total} requests during 4 switches, {len(failures)} failed")
-    assert total >= 3 * (200 + 4 * 300)
+    assert total >= 3 * (200 + 4 * SWITCH_REQUESTS)
     assert failures == []
     assert all(load.connections == load.workers for load in loads)  # no connection dropped
 

@@ -96,13 +96,22 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         async with ProcessSet(workdir / "control") as procs:
             atexit.register(procs.kill_now)
             results["control"] = await run_control(procs, quick=args.quick)
+    if args.only in (None, "edge"):
+        from bench.edge import EdgeSettings, render, run_edge
+
+        print("edge (gateway vs HAProxy and nginx terminating TLS):", flush=True)
+        async with ProcessSet(workdir / "edge") as procs:
+            atexit.register(procs.kill_now)
+            edge = EdgeSettings(seconds=1.0, runs=1) if args.quick else EdgeSettings()
+            results["edge"] = await run_edge(procs, edge)
+        print(render(results["edge"]), flush=True)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny runs: checks the harness")
-    parser.add_argument("--only", choices=("dataplane", "control"))
+    parser.add_argument("--only", choices=("dataplane", "control", "edge"))
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = parser.parse_args(argv)
@@ -157,6 +166,8 @@ def _failures(results: dict[str, Any]) -> list[str]:
                 out.append(f"{measure} {row['proxy']} {row['path']} {row['body']}: {errors}")
     control = results.get("control") or {}
     out += [f"control: {problem}" for problem in control.get("failures", [])]
+    for row in (results.get("edge") or {}).get("rows", []):
+        out += [f"edge {row['proxy']}: {errors}" for errors in row["runs_failed"]]
     return out
 
 

@@ -115,7 +115,7 @@ def _certificates(listener: Doc, secrets: Mapping[str, Doc], ns: str) -> list[di
 def _services(routes: Iterable[Mapping[str, Any]]) -> set[str]:
     keys: set[str] = set()
     for route in routes:
-        keys.update(b["service"] for b in route["backends"])
+        keys.update(b["service"] for b in route["backends"] if "invalid" not in b)
         for flt in route["filters"]:
             if flt["type"] == "RequestMirror":
                 keys.add(flt["requestMirror"]["service"])

@@ -38,7 +38,7 @@ class LatencySettings:
 
 
 FULL_LATENCY = LatencySettings("1k", 1000, (0.25, 0.5, 0.75), 2.5, 0.5, 100, 3)
-QUICK_LATENCY = LatencySettings("1k", 1000, (), 0.5, 0.2, 32, 1)  # harness check: base rate
+QUICK_LATENCY = LatencySettings("1k", 1000, (), 0.3, 0.1, 32, 1)  # harness check: base rate
 
 
 def knee(throughput_rows: Sequence[dict[str, Any]], body: str) -> dict[str, Any] | None:

@@ -74,14 +74,16 @@ async def run_dataplane(
     for topology in topologies:
         for body in settings.bodies:
             await preflight(topology, body)
+    wanted = settings.wrk_topologies
+    measured = [t for t in topologies if wanted is None or t.name in wanted]
     fixed = []
     for body in settings.bodies:
-        for row in await fixed_rate_rounds(procs, topologies, body, settings):
+        for row in await fixed_rate_rounds(procs, measured, body, settings):
             _print_progress("fixed rate", row)
             fixed.append(row)
     throughput = []
     for body in settings.bodies:
-        for row in await throughput_runs(procs, topologies, body, settings):
+        for row in await throughput_runs(procs, measured, body, settings):
             _print_progress("throughput", row)
             throughput.append(row)
     slowest = knee(throughput, latency.body)

@@ -130,7 +130,9 @@ def _backend_lines(
     total = sum(b.weight for b in route.backends)
     for b in route.backends:
         count = len(b.backend.endpoints) if b.backend is not None else 0
-        health = f"{count} healthy" if count else "NO healthy endpoint: 503 no_healthy_upstream"
+        health = f"{count} healthy" if count else "NO healthy endpoint: 503 no_healthy_endpoint"
+        if b.backend is None:  # names no Service, or a missing one (Gateway API: 500)
+            health = "INVALID backend (not an existing Service): 500 invalid_backend"
         lines.append(
             f"  backend {b.service} {_labels(b.labels)}: weight {b.weight} "
             f"({100 * b.weight / total:.1f}%), {health}"

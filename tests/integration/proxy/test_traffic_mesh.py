@@ -122,7 +122,7 @@ async def apply(mesh: Mesh, doc: dict[str, Any]) -> None:
         assert resp.json()["sync"]["complete"], resp.json()
 
 
-async def cli(mesh: Mesh, *args: str) -> str:
+async def cli(mesh: Mesh, *args: str, code: int = 0) -> str:
     proc = await asyncio.create_subprocess_exec(
         *GOSSAMER,
         *args,
@@ -131,7 +131,7 @@ async def cli(mesh: Mesh, *args: str) -> str:
         env={**os.environ, **mesh.env},
     )
     out, err = await proc.communicate()
-    assert proc.returncode == 0, (args, out, err)
+    assert proc.returncode == code, (args, out, err)
     return out.decode()
 
 
@@ -279,6 +279,9 @@ async def test_invalid_backend_share_is_500_and_an_empty_subset_is_503(mesh: Mes
         finally:
             conn.close()
         assert (got, dict(resp.headers).get(b"x-gossamer-reason")) == (status, reason), path
+        # `gossamer explain` tells the operator the same, and why.
+        told = await cli(mesh, "explain", "route", "reviews", "GET", path, code=1)
+        assert f"{status} {reason.decode()}" in told, told
     # The invalid ref keeps its share of the traffic, answered 500; the rest is served.
     conn = KeepAlive(mesh.ports[1], path=b"/half")
     outcomes: Counter[int] = Counter()

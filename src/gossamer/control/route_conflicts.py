@@ -105,4 +105,13 @@ def apply_conflicts(
     (an applied route replaces its stored version)."""
     mine = {(r.namespace, r.name) for r in applied}
     everyone = [r for r in stored if (r.namespace, r.name) not in mine] + applied
-    return {(r.namespace, r.name): conflict_warnings(r, everyone) for r in applied}
+    # Indexed by parent, so a bulk apply compares each route only with its parents' routes.
+    by_parent: dict[str, list[RouteDoc]] = {}
+    for r in everyone:
+        for parent in _parents(r):
+            by_parent.setdefault(parent, []).append(r)
+    out = {}
+    for r in applied:
+        near = {id(o): o for parent in _parents(r) for o in by_parent.get(parent, ())}
+        out[(r.namespace, r.name)] = conflict_warnings(r, near.values())
+    return out

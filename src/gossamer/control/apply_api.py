@@ -17,7 +17,7 @@ from gossamer.control.documents import (
 )
 from gossamer.control.errors import ApiError, json_response, read_json_object
 from gossamer.control.resources_api import ServiceExists
-from gossamer.control.route_conflicts import RouteDoc, age_of, apply_conflicts
+from gossamer.control.route_conflicts import write_conflicts
 from gossamer.model import FieldError, ValidationFailed, lookup_kind, parse_documents
 from gossamer.model.parse import Resource
 from gossamer.store.base import AlreadyExists, Conflict, NotFound, Op, Record, Store
@@ -142,7 +142,7 @@ class ApplyApi:
         stored = await self._existing([res.key for res in resources])
         plans: list[Planned] = []
         all_warnings: list[str] = []
-        conflicts = await self._route_conflicts(resources, stored, now)
+        conflicts = await write_conflicts(self.store, resources, stored, now)
         for res in resources:
             kind, ns, name = res.key
             warnings = missing_service_warnings(res, lambda key: key in known or exists(key))
@@ -151,37 +151,6 @@ class ApplyApi:
             all_warnings.extend(f"{kind} {ns}/{name}: {w}" for w in warnings or ())
             plans.append(plan_write(res, stored.get(res.key), warnings, now))
         return plans, all_warnings
-
-    async def _route_conflicts(
-        self, resources: list[Resource], stored: dict[tuple[str, str, str], Record], now: float
-    ) -> dict[tuple[str, str], list[str]]:
-        """Identical matches on a shared parent, for the losing routes' status.warnings."""
-        applied = []
-        for i, res in enumerate(resources):
-            if res.kind != "HTTPRoute":
-                continue
-            _, ns, name = res.key
-            old = stored.get(res.key)
-            # A new route is the newest: created now, after everything stored.
-            age = (
-                age_of(old.value.get("metadata") or {}, old.create_revision)
-                if old
-                else (now, 2**62 + i)
-            )
-            applied.append(RouteDoc(ns, name, age, res.to_doc()["spec"]))
-        if not applied:
-            return {}
-        records, _ = await self.store.list("HTTPRoute")
-        others = (
-            RouteDoc(
-                r.namespace,
-                r.name,
-                age_of(r.value.get("metadata") or {}, r.create_revision),
-                r.value.get("spec") or {},
-            )
-            for r in records
-        )
-        return apply_conflicts(applied, others)
 
     async def _existing(
         self, keys: list[tuple[str, str, str]]

@@ -17,10 +17,11 @@ from gossamer.control.documents import (
     to_api,
 )
 from gossamer.control.errors import ApiError, json_response, read_json_object
+from gossamer.control.route_conflicts import write_conflicts
 from gossamer.model import KINDS, KindInfo, ValidationFailed, parse_document
 from gossamer.model.kinds import lookup_kind
 from gossamer.model.parse import Resource
-from gossamer.store.base import AlreadyExists, Compacted, Conflict, NotFound, Store
+from gossamer.store.base import AlreadyExists, Compacted, Conflict, NotFound, Record, Store
 
 # How long a watch waits for the store to refuse a compacted revision before committing to 200.
 _COMPACTED_CHECK_SECONDS = 0.2
@@ -129,10 +130,17 @@ class ResourceApi:
             )
         return resource
 
-    async def _warnings(self, resource: Resource) -> list[str] | None:
+    async def _warnings(
+        self, resource: Resource, existing: Record | None = None
+    ) -> list[str] | None:
         if resource.kind not in KINDS_WITH_REFS:
             return None
-        return missing_service_warnings(resource, await self.service_exists())
+        warnings = missing_service_warnings(resource, await self.service_exists()) or []
+        if resource.kind == "HTTPRoute":  # an identical match of an older route wins
+            stored = {resource.key: existing} if existing else {}
+            conflicts = await write_conflicts(self.store, [resource], stored, self.wall_clock())
+            warnings += conflicts.get(resource.key[1:], [])
+        return warnings
 
     async def create(self, request: web.Request) -> web.Response:
         info = kind_for_plural(request.match_info["plural"])
@@ -164,7 +172,7 @@ class ResourceApi:
                     f"{kind} {ns}/{name} is at resourceVersion {existing.mod_revision}, "
                     f"not {given}: read it again and retry",
                 )
-        warnings = await self._warnings(resource)
+        warnings = await self._warnings(resource, existing)
         planned = plan_write(resource, existing, warnings, self.wall_clock())
         if planned.action == "unchanged":
             return json_response(to_api(existing))

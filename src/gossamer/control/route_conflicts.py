@@ -5,12 +5,13 @@ headers and query parameters after the compiler's normalisation) conflict: the s
 takes the first in precedence order, so the other never applies. As the Gateway API
 specifies, the older route wins, then the one first by namespace/name; inside one route the
 earlier rule (and match) wins. The loser is told which pair wins, naming both fields.
+Everything is pure but `write_conflicts`, which reads the stored routes for a write.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from math import inf
@@ -18,6 +19,8 @@ from typing import Any
 
 from gossamer.control.compiler import _compile_match
 from gossamer.control.state import Age, service_key
+from gossamer.model.parse import Resource
+from gossamer.store.base import Record, Store
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,39 @@ def apply_conflicts(
         near = {id(o): o for parent in _parents(r) for o in by_parent.get(parent, ())}
         out[(r.namespace, r.name)] = conflict_warnings(r, near.values())
     return out
+
+
+async def write_conflicts(
+    store: Store,
+    resources: list[Resource],
+    stored: Mapping[tuple[str, str, str], Record],
+    now: float,
+) -> dict[tuple[str, str], list[str]]:
+    """Conflict warnings of the HTTPRoutes among `resources` about to be written at wall
+    time `now` (`stored`: their current records), against every stored HTTPRoute."""
+    applied = []
+    for i, res in enumerate(resources):
+        if res.kind != "HTTPRoute":
+            continue
+        _, ns, name = res.key
+        old = stored.get(res.key)
+        # A new route is the newest: created now, after everything stored (in write order).
+        age = (
+            age_of(old.value.get("metadata") or {}, old.create_revision)
+            if old
+            else (now, 2**62 + i)
+        )
+        applied.append(RouteDoc(ns, name, age, res.to_doc()["spec"]))
+    if not applied:
+        return {}
+    records, _ = await store.list("HTTPRoute")
+    others = (
+        RouteDoc(
+            r.namespace,
+            r.name,
+            age_of(r.value.get("metadata") or {}, r.create_revision),
+            r.value.get("spec") or {},
+        )
+        for r in records
+    )
+    return apply_conflicts(applied, others)

@@ -58,3 +58,27 @@ async def test_two_new_routes_in_one_apply_and_a_duplicate_rule_in_one_route(api
     status, out = await api.apply(service("ratings"), twice)
     [warning] = out["warnings"]
     assert "spec.rules[1].matches[0] is identical to spec.rules[0].matches[0]" in warning
+
+
+async def test_create_and_replace_through_the_resource_api_report_conflicts_too(api: Api) -> None:
+    await api.apply(service("reviews"))
+    base = "/api/v1/namespaces/default/httproutes"
+    code, _ = await api.call(
+        "POST", base, on_path(route("one", "reviews", [{"name": "reviews"}]), "/a")
+    )
+    assert code == 201
+    code, two = await api.call(
+        "POST", base, on_path(route("two", "reviews", [{"name": "reviews"}]), "/a")
+    )
+    assert code == 201
+    assert (
+        "HTTPRoute default/one spec.rules[0].matches[0], which wins" in two["status"]["warnings"][0]
+    )
+    # Replacing `one` keeps its age: it still wins, its status stays clean.
+    one = on_path(route("one", "reviews", [{"name": "reviews", "weight": 2}]), "/a")
+    code, got = await api.call("PUT", f"{base}/one", one)
+    assert code == 200 and "warnings" not in got["status"], got
+    # Replacing `two` with another path clears its warning.
+    moved = on_path(route("two", "reviews", [{"name": "reviews"}]), "/b")
+    code, got = await api.call("PUT", f"{base}/two", moved)
+    assert code == 200 and "warnings" not in got["status"], got

@@ -192,3 +192,23 @@ def test_plan_from_spec_reads_units() -> None:
         }
     )
     assert plan == Plan((10, 100), 90.0, 0.025, 0.25, 7)
+
+
+def test_a_breach_the_baseline_shares_holds_instead_of_rolling_back() -> None:
+    # Both versions fail 20 %: a shared dependency, not the canary. Hold, do not blame it.
+    both_bad = Measured(SubsetStats(200, 0.8, 0.01), SubsetStats(4000, 0.78, 0.01))
+    action = decide(PLAN, at(1), both_bad, T0 + 40)
+    assert action.kind == "hold" and action.progress == at(1)
+    assert "baseline is as bad" in action.reason and "error rate 22.00%" in action.reason
+
+
+def test_a_canary_worse_than_a_failing_baseline_still_rolls_back() -> None:
+    worse = Measured(SubsetStats(200, 0.7, 0.01), SubsetStats(4000, 0.9, 0.01))
+    assert decide(PLAN, at(1), worse, T0 + 3).kind == "rollback"
+    slower = Measured(SubsetStats(200, 0.8, 0.9), SubsetStats(4000, 0.8, 0.3))
+    assert decide(PLAN, at(1), slower, T0 + 3).kind == "rollback"
+
+
+def test_a_baseline_with_too_few_requests_is_not_an_excuse() -> None:
+    thin = Measured(SubsetStats(200, 0.8, 0.01), SubsetStats(50, 0.5, 0.01))
+    assert decide(PLAN, at(1), thin, T0 + 3).kind == "rollback"

@@ -127,6 +127,17 @@ def decide(
     canary = measured.canary
     if canary.requests >= plan.min_requests:
         breach = _breach(plan, canary)
+        if breach and _baseline_as_bad(plan, canary, measured.baseline):
+            # The baseline breaks the same thresholds at least as badly: the trouble is
+            # around both versions (a shared dependency, the load), not in the canary.
+            # Hold the step instead of blaming the canary; roll back once it stands out.
+            return Action(
+                "hold",
+                progress,
+                None,
+                f"{breach}, but the baseline is as bad ({_breach(plan, measured.baseline)}):"
+                f" holding at {weight}%",
+            )
         if breach:
             aborted = Progress(ABORTED, progress.step, now)
             return Action("rollback", aborted, 0, f"{breach} at {weight}%: rolled back")
@@ -149,6 +160,19 @@ def decide(
         plan.steps[nxt],
         f"step {progress.step + 1} passed; step {nxt + 1}: {plan.steps[nxt]}% to the canary",
     )
+
+
+def _baseline_as_bad(plan: Plan, canary: SubsetStats, baseline: SubsetStats) -> bool:
+    """Whether the baseline, judged on as many requests, breaks a threshold at least as
+    badly as the canary (the canary is compared with the baseline, not only the numbers)."""
+    if baseline.requests < plan.min_requests or not _breach(plan, baseline):
+        return False
+    if baseline.error_rate + 1e-9 < canary.error_rate:
+        return False
+    if plan.max_p99 is not None and canary.p99 is not None:
+        if baseline.p99 is None or baseline.p99 < canary.p99:
+            return False
+    return True
 
 
 def _breach(plan: Plan, canary: SubsetStats) -> str:

@@ -30,6 +30,7 @@ from gossamer.store.base import Event
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_DISCONNECTED = 1000
+MAX_SHARED_LINES = 256
 
 
 @dataclass(slots=True)
@@ -52,6 +53,9 @@ class Fanout:
         self._mesh = encode_message(compile_mesh(state))
         self._progress = asyncio.Event()
         self._state_waiters = 0
+        # Delta lines by content: after a change most proxies get the very same line, so it
+        # is assembled once per flush, not once per proxy. Cleared whenever entries change.
+        self._lines: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], bytes] = {}
 
     # --- store side ------------------------------------------------------------------------
 
@@ -78,6 +82,7 @@ class Fanout:
     def reset(self, state: MeshState) -> None:
         """Swap in a freshly loaded state; every watched entry is recompiled at next flush."""
         self.state = state
+        self._lines.clear()
         self._dirty |= set(self._cache) | {MESH_KEY}
         self.has_work.set()
 
@@ -86,6 +91,7 @@ class Fanout:
         Returns how many shared entries changed."""
         dirty, self._dirty = self._dirty, set()
         self.has_work.clear()
+        self._lines.clear()
         self.version = self.state.revision
         touched: set[Subscriber] = set()
         if MESH_KEY in dirty:
@@ -168,9 +174,15 @@ class Fanout:
         sub.wake.clear()
         if not (sub.pending or sub.removed or sub.mesh_pending):
             return None
-        entries = [(k, self._cache[k].data) for k in sorted(sub.pending)]
-        mesh = self._mesh if sub.mesh_pending else None
-        line = assemble_line("delta", self.version, mesh, entries, sorted(sub.removed))
+        key = (tuple(sorted(sub.pending)), sub.mesh_pending, tuple(sorted(sub.removed)))
+        line = self._lines.get(key)
+        if line is None:
+            entries = [(k, self._cache[k].data) for k in key[0]]
+            mesh = self._mesh if sub.mesh_pending else None
+            line = assemble_line("delta", self.version, mesh, entries, list(key[2]))
+            if len(self._lines) >= MAX_SHARED_LINES:
+                self._lines.clear()
+            self._lines[key] = line
         sub.pending.clear()
         sub.removed.clear()
         sub.mesh_pending = False
@@ -264,6 +276,7 @@ class Fanout:
             cached = CachedEntry(encode_entry(entry), frozenset(needed_services(entry)))
             self._cache[key] = cached
             self._watchers[key] = set()
+            self._lines.clear()  # a line cached before may hold this key's older bytes
         return cached
 
     def _set_view(self, sub: Subscriber, view: set[str]) -> None:

@@ -222,3 +222,24 @@ def test_disconnected_proxies_are_remembered_up_to_a_bound() -> None:
     assert sum(i["connected"] for i in items) == 1
     assert not feed.fanout.ack("p-00004", 0)  # gone: no stream to ack on
     assert feed.fanout.cached_entries() == 0
+
+
+def test_identical_deltas_are_one_shared_line_until_entries_change() -> None:
+    feed = Feed()
+    feed.instance("reviews-1", "reviews", 9001)
+    feed.fanout.flush()
+    a, _ = feed.fanout.subscribe("a", "web", "default", ["default/reviews"])
+    b, _ = feed.fanout.subscribe("b", "web", "default", ["default/reviews"])
+    feed.instance("reviews-1", "reviews", 9002)
+    feed.fanout.flush()
+    first, second = feed.fanout.next_line(a), feed.fanout.next_line(b)
+    assert first is not None and first is second  # assembled once, written to both
+    # An entry dropped by its last watcher and compiled again later must not be served
+    # from a line cached with its older bytes.
+    feed.fanout.unsubscribe(a)
+    feed.fanout.unsubscribe(b)
+    feed.instance("reviews-1", "reviews", 9003)  # no flush yet: nobody watches it
+    c, _ = feed.fanout.subscribe("c", "web", "default", [])
+    feed.fanout.add_watch("c", ["default/reviews"])
+    delta = lines(feed.fanout.next_line(c) or b"")
+    assert delta["services"]["default/reviews"]["endpoints"][0]["port"] == 9003

@@ -42,9 +42,30 @@ async def canary_run(http: httpx.AsyncClient, load: Load) -> dict[str, Any]:
         await load.requests(20)
 
 
-@pytest.mark.parametrize(("fail_percent", "outcome"), [(0, "Promoted"), (20, "Aborted")])
+# The route whose retries (of 500s) hide a failing canary from its callers: only the
+# per-attempt inbound numbers show the canary failing.
+RETRYING_ROUTE = {
+    "apiVersion": "gossamer.dev/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "echo", "namespace": "default"},
+    "spec": {
+        "parentRefs": [{"name": "echo"}],
+        "rules": [
+            {
+                "backendRefs": [{"name": "echo", "labels": {"version": "v1"}, "weight": 100}],
+                "retry": {"attempts": 3, "backoff": "1ms", "codes": [500]},
+            }
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("fail_percent", "outcome", "retries"),
+    [(0, "Promoted", False), (20, "Aborted", False), (20, "Aborted", True)],
+)
 async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
-    tmp_path: Any, fail_percent: int, outcome: str
+    tmp_path: Any, fail_percent: int, outcome: str, retries: bool
 ) -> None:
     procs = Procs(tmp_path)
     try:
@@ -56,9 +77,15 @@ async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
         async with httpx.AsyncClient(
             base_url=base, timeout=30, headers=control.auth_headers()
         ) as http:
-            split = await http.post(
-                "/api/v1/namespaces/default/services/echo/split",
-                json={"weights": {"v1": 100}, "waitSeconds": 10},
+            split = (
+                await http.post(
+                    "/api/v1/apply", json={"documents": [RETRYING_ROUTE], "waitSeconds": 10}
+                )
+                if retries
+                else await http.post(
+                    "/api/v1/namespaces/default/services/echo/split",
+                    json={"weights": {"v1": 100}, "waitSeconds": 10},
+                )
             )
             assert split.status_code == 200 and split.json()["sync"]["complete"], split.text
             load = Load(client.port("outbound"), "echo", workers=4)
@@ -99,13 +126,17 @@ async def test_canary_promotes_a_healthy_release_and_rolls_back_a_failing_one(
             judged = [h for h in status["history"] if (h.get("canary") or {}).get("requests")]
             assert [h["action"] for h in judged if h["action"] == "advance"] == [], judged
             assert status["weights"] == {"baseline": 100, "canary": 0}, status
-            # Users only saw the canary's errors at the weight it had when it failed.
+            # Users saw errors only on the canary's share at the weight it had when it failed
+            # (the bound). Not weight x 20 %: outlier detection may eject the lone v2
+            # instance, and its share then gets 503 no_healthy_endpoint until the rollback.
             reached = max(h["weights"]["canary"] for h in status["history"])
             served = load.ok + len(load.failures) - before
-            assert len(load.failures) <= served * (reached / 100) * 0.2 * 1.5 + 10, (
+            assert len(load.failures) <= served * (reached / 100) + 10, (
                 len(load.failures),
                 served,
                 reached,
+                status["history"],
             )
+
     finally:
         await procs.close()

@@ -8,23 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Upper bounds in seconds; counts carry one more entry for +Inf (docs/protocol.md).
-BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-SLOTS = len(BUCKETS) + 1
+from gossamer.wire import BUCKETS, SLOTS  # shared with the other side of the protocol
 
 
 def empty_counts() -> list[int]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gossamer.proxy.telemetry.series import BUCKETS, SLOTS, route_label
+from gossamer.proxy.telemetry.series import route_label
+from gossamer.wire import BUCKETS, SLOTS
 
 if TYPE_CHECKING:
     from gossamer.proxy.telemetry.stats import Stats

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from gossamer.proxy.telemetry.series import BUCKETS, SeriesKey, route_label, status_class
+from gossamer.proxy.telemetry.series import SeriesKey, route_label, status_class
+from gossamer.wire import BUCKETS
 
 if TYPE_CHECKING:
     from gossamer.proxy.control_client import HttpClient

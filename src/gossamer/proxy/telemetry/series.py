@@ -9,23 +9,8 @@ interval, and never become Prometheus labels.
 
 from __future__ import annotations
 
-# The shared histogram boundaries (docs/protocol.md, "Telemetry from proxies"), seconds.
-BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-SLOTS = len(BUCKETS) + 1  # the last one is +Inf
+from gossamer.wire import SLOTS  # shared with the other side of the protocol
+
 MAX_PATHS = 200  # distinct paths remembered per series between two reports
 MAX_PATH_BYTES = 1024
 

@@ -13,8 +13,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy.telemetry.prometheus import render
-from gossamer.proxy.telemetry.series import BUCKETS, MAX_PATH_BYTES, Series, SeriesKey
+from gossamer.proxy.telemetry.series import MAX_PATH_BYTES, Series, SeriesKey
 from gossamer.proxy.telemetry.series import source_service as _source_service
+from gossamer.wire import BUCKETS
 
 if TYPE_CHECKING:
     from gossamer.proxy.http.exchange import Exchange

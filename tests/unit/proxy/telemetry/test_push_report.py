@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from gossamer.control.telemetry import parse_report
 from gossamer.proxy.telemetry.report import TOP_PATHS, Sent, build_report
-from gossamer.proxy.telemetry.series import BUCKETS, MAX_PATHS, SeriesKey
+from gossamer.proxy.telemetry.series import MAX_PATHS, SeriesKey
 from gossamer.proxy.telemetry.stats import Stats
+from gossamer.wire import BUCKETS
 
 OUT: SeriesKey = ("outbound", "default/frontend", "default/reviews", "default/reviews", 0, "v2", True)  # fmt: skip
 EGRESS: SeriesKey = ("outbound", "default/frontend", "", "", -1, "", False)
